@@ -1,0 +1,49 @@
+/*
+ * Legacy platform devices on the PIO bus. Each device is created by the
+ * builder with what it needs (bus, irq line, run state) and attaches itself
+ * to the bus; _destroy detaches and frees.
+ */
+#ifndef SKIFF_DEVICES_H
+#define SKIFF_DEVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "irq.h"
+#include "runstate.h"
+#include "util.h"
+
+/* --- 16550A UART ------------------------------------------------------- */
+#define SERIAL_COM1_BASE 0x3f8
+#define SERIAL_COM1_IRQ 4
+
+struct serial;
+
+/* out_fd: where guest output goes (-1: discarded). Not owned. */
+int MUST_CHECK serial_create(struct bus *pio, uint16_t base, struct irq_line irq,
+			     int out_fd, struct serial **out);
+void serial_destroy(struct serial *s);
+/* Host input (main thread): queues bytes for the guest; returns how many fit. */
+size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
+/* How many more input bytes the receive FIFO can take now. */
+size_t serial_input_room(struct serial *s);
+
+/* --- isa-debug-exit ---------------------------------------------------- */
+/* A write of value v ends the VMM with exit status (v << 1) | 1, as QEMU's
+ * isa-debug-exit does. `size` is the window width (1, 2 or 4). */
+struct debug_exit;
+int MUST_CHECK debug_exit_create(struct bus *pio, uint16_t port, uint32_t size,
+				 struct runstate *rs, struct debug_exit **out);
+void debug_exit_destroy(struct debug_exit *d);
+
+/* --- i8042 (keyboard controller) ---------------------------------------- */
+/* Only what guests use to find it and to reset the machine: the reset
+ * command (0xfe on port 0x64, or pulsing output-port bit 0) ends the VM with
+ * status 0. */
+struct i8042;
+int MUST_CHECK i8042_create(struct bus *pio, struct runstate *rs, struct i8042 **out);
+void i8042_destroy(struct i8042 *k);
+
+#endif

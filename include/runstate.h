@@ -1,0 +1,41 @@
+/*
+ * The VM's run state and the one way any thread asks the VM to end.
+ *
+ * Devices (vCPU threads) and signal handling (main thread) call
+ * runstate_request_exit(); the first request wins and its status becomes the
+ * process exit status. The main thread waits on `wake_fd` (an eventfd) in its
+ * event loop and then stops the vCPUs.
+ */
+#ifndef SKIFF_RUNSTATE_H
+#define SKIFF_RUNSTATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "util.h"
+
+/* Exit statuses of skiff itself; debug-exit statuses are (v << 1) | 1 (odd). */
+enum {
+	SKIFF_EXIT_OK = 0,          /* guest powered off / reset, or SIGINT/SIGTERM */
+	SKIFF_EXIT_SETUP = 2,       /* bad command line or the VM could not be built */
+	SKIFF_EXIT_GUEST_FAULT = 4, /* triple fault, emulation failure, failed entry */
+};
+
+struct runstate {
+	atomic_bool exit_requested;
+	int exit_status;          /* valid once exit_requested is set */
+	char reason[128];
+	int wake_fd;              /* eventfd, written once on the first request */
+};
+
+int MUST_CHECK runstate_init(struct runstate *rs);
+void runstate_fini(struct runstate *rs);
+
+/* Any thread. Returns true if this call was the first request. */
+bool runstate_request_exit(struct runstate *rs, int status, const char *reason);
+static inline bool runstate_exiting(struct runstate *rs)
+{
+	return atomic_load_explicit(&rs->exit_requested, memory_order_acquire);
+}
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * vCPUs: one thread each, running KVM_RUN and the short register handlers
+ * that the buses dispatch to. Nothing else runs on a vCPU thread.
+ */
+#ifndef SKIFF_VCPU_H
+#define SKIFF_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bus.h"
+#include "runstate.h"
+#include "util.h"
+
+struct vcpu_ctx {
+	int vm_fd;
+	int kvm_fd;
+	int run_size;             /* KVM_GET_VCPU_MMAP_SIZE */
+	struct bus *pio;
+	struct bus *mmio;
+	struct runstate *rs;
+	struct kvm_cpuid2 *cpuid; /* supported CPUID, adjusted per vCPU */
+	unsigned int nr_cpus;
+};
+
+struct vcpu {
+	unsigned int index;       /* also the APIC ID */
+	int fd;
+	struct kvm_run *run;
+	const struct vcpu_ctx *ctx;
+	pthread_t thread;
+	bool started;
+	pid_t tid;                /* set by the thread itself */
+	uint64_t exits_io, exits_mmio;
+};
+
+/* How vCPUs start: the BSP (index 0) at the PVH 32-bit entry; APs wait for
+ * INIT/SIPI unless all_at_entry (skiff test guests) starts them there too. */
+struct vcpu_boot {
+	bool all_at_entry;
+	uint32_t entry;           /* 32-bit PVH entry */
+	uint32_t start_info;      /* %ebx */
+};
+
+/* Builds the CPUID table for nr_cpus vCPUs from KVM_GET_SUPPORTED_CPUID. */
+int MUST_CHECK vcpu_cpuid_create(int kvm_fd, struct kvm_cpuid2 **out);
+void vcpu_cpuid_destroy(struct kvm_cpuid2 *c);
+/* A malloc'd copy of `base` patched for vCPU `index` of `nr_cpus` (APIC ID,
+ * logical count, hypervisor bit); NULL on allocation failure. */
+struct kvm_cpuid2 *vcpu_cpuid_for(const struct kvm_cpuid2 *base, unsigned int index,
+				  unsigned int nr_cpus);
+
+int MUST_CHECK vcpu_create(const struct vcpu_ctx *ctx, unsigned int index,
+			   const struct vcpu_boot *boot, struct vcpu **out);
+void vcpu_destroy(struct vcpu *v);
+
+/* Starts the thread (signals must already be blocked by the caller). */
+int MUST_CHECK vcpu_start(struct vcpu *v);
+/* Makes KVM_RUN return promptly (any thread); the thread then sees the
+ * run state and leaves its loop. */
+void vcpu_kick(struct vcpu *v);
+void vcpu_join(struct vcpu *v);
+
+/* Prints registers and segment state (for guest faults). */
+void vcpu_dump(struct vcpu *v, FILE *out);
+
+/* The signal used to kick vCPU threads out of KVM_RUN. */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * The VM and its builder (frame): creates memory, irqchip, buses, devices and
+ * vCPUs from a config in one visible order, runs it, and tears it down.
+ */
+#ifndef SKIFF_VM_H
+#define SKIFF_VM_H
+
+#include <stddef.h>
+
+#include "bus.h"
+#include "config.h"
+#include "devices.h"
+#include "event.h"
+#include "kvm_host.h"
+#include "loader.h"
+#include "mem.h"
+#include "runstate.h"
+#include "vcpu.h"
+
+struct vm {
+	const struct config *cfg;
+	struct kvm_host kvm;
+	int vm_fd;
+	struct guest_mem *mem;
+	struct bus *pio;
+	struct bus *mmio;
+	struct runstate rs;
+	struct event_loop *loop;
+	int signal_fd;
+	int serial_out_fd;        /* owned when serial=file */
+	bool serial_out_owned;
+	struct serial *serial;
+	struct debug_exit *debug_exit;
+	struct i8042 *i8042;
+	struct kernel_info kernel;
+	struct vcpu_ctx vcpu_ctx;
+	struct vcpu **vcpus;
+	unsigned int nr_vcpus;
+	bool stdin_open;          /* stdin is in the event loop */
+	bool stdin_paused;        /* guest FIFO full: stdin taken out of the loop */
+	bool term_raw;            /* stdin is a terminal in raw mode */
+	bool escape;              /* Ctrl-A seen: next byte is a console command */
+};
+
+/* Builds the VM. On failure err holds one line and the return is -errno. */
+int MUST_CHECK vm_create(const struct config *cfg, struct vm **out, char *err, size_t errlen);
+/* Runs until the guest or a signal ends it; returns the process exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+/* Before vm_destroy at process exit: hands the kernel's VM teardown to a
+ * short-lived child so the exit is not delayed by it. Main thread, after
+ * vm_run (no other threads left). */
+void vm_teardown_async(struct vm *vm);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * 16550A UART (register layout and interrupt priorities per the TI/National
+ * PC16550D data sheet). Transmission is instant: every byte written to THR
+ * goes straight to the output fd, so THR is always empty again.
+ *
+ * Threads: register handlers run on vCPU threads; serial_input() runs on the
+ * main thread. Everything in struct serial is guarded by `lock`, which is a
+ * leaf lock (nothing else is taken while holding it; the bus read lock is held
+ * by the caller of the handler, so the order is bus lock -> serial lock).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices.h"
+#include "log.h"
+
+#define RX_QUEUE 4096 /* host input buffered for the guest (a deep FIFO) */
+
+enum { REG_DATA, REG_IER, REG_IIR_FCR, REG_LCR, REG_MCR, REG_LSR, REG_MSR, REG_SCR };
+
+#define IER_RDI 0x01
+#define IER_THRI 0x02
+#define IER_RLSI 0x04
+#define IER_MSI 0x08
+#define IIR_NONE 0x01
+#define IIR_THRI 0x02
+#define IIR_RDI 0x04
+#define IIR_FIFO 0xc0
+#define FCR_ENABLE 0x01
+#define FCR_CLEAR_RX 0x02
+#define LCR_DLAB 0x80
+#define MCR_LOOP 0x10
+#define LSR_DR 0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define MSR_DEFAULT 0xb0 /* DCD, DSR, CTS: a terminal is attached */
+
+struct serial {
+	/* --- state (under lock) --- */
+	pthread_mutex_t lock;
+	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
+	bool thr_pending;       /* THR-empty interrupt armed and not yet read */
+	bool irq_level;         /* what we last drove onto the line */
+	uint8_t rx[RX_QUEUE];
+	size_t rx_head, rx_len;
+	/* --- wiring (immutable after create) --- */
+	struct bus *pio;
+	uint16_t base;
+	struct irq_line irq;
+	int out_fd;
+	struct log_ratelimit rl;
+};
+
+/* --- register handlers (vCPU threads, lock held) ------------------------- */
+
+static uint8_t iir_value(const struct serial *s)
+{
+	uint8_t fifo = (s->fcr & FCR_ENABLE) ? IIR_FIFO : 0;
+
+	if ((s->ier & IER_RDI) && s->rx_len)
+		return IIR_RDI | fifo;
+	if ((s->ier & IER_THRI) && s->thr_pending)
+		return IIR_THRI | fifo;
+	return IIR_NONE | fifo;
+}
+
+static void update_irq(struct serial *s)
+{
+	bool level = !(iir_value(s) & IIR_NONE);
+
+	if (level == s->irq_level)
+		return;
+	s->irq_level = level;
+	if (irq_line_set(&s->irq, level))
+		log_limited(&s->rl, LOG_WARN, "serial: cannot drive IRQ %u", s->irq.gsi);
+}
+
+static void rx_push(struct serial *s, uint8_t c)
+{
+	if (s->rx_len == RX_QUEUE)
+		return; /* overrun: the byte is dropped, as on real hardware */
+	s->rx[(s->rx_head + s->rx_len) % RX_QUEUE] = c;
+	s->rx_len++;
+}
+
+static void transmit(struct serial *s, uint8_t c)
+{
+	if (s->mcr & MCR_LOOP) {
+		rx_push(s, c);
+	} else if (s->out_fd >= 0) {
+		ssize_t r;
+
+		do {
+			r = write(s->out_fd, &c, 1);
+		} while (r < 0 && errno == EINTR);
+		/* A closed or full console must not stop the guest: drop the byte. */
+	}
+	s->thr_pending = true;
+}
+
+static uint8_t reg_read(struct serial *s, unsigned int reg)
+{
+	uint8_t v = 0;
+
+	switch (reg) {
+	case REG_DATA:
+		if (s->lcr & LCR_DLAB)
+			return s->dll;
+		if (s->rx_len) {
+			v = s->rx[s->rx_head];
+			s->rx_head = (s->rx_head + 1) % RX_QUEUE;
+			s->rx_len--;
+		}
+		return v;
+	case REG_IER:
+		return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+	case REG_IIR_FCR:
+		v = iir_value(s);
+		/* Reading IIR while THRE is the reported source acknowledges it. */
+		if ((v & 0x0f) == IIR_THRI)
+			s->thr_pending = false;
+		return v;
+	case REG_LCR:
+		return s->lcr;
+	case REG_MCR:
+		return s->mcr;
+	case REG_LSR:
+		return LSR_THRE | LSR_TEMT | (s->rx_len ? LSR_DR : 0);
+	case REG_MSR:
+		if (s->mcr & MCR_LOOP) /* loopback: outputs fed back to inputs */
+			return (uint8_t)(((s->mcr & 0x02) << 3) | ((s->mcr & 0x01) << 5) |
+					 ((s->mcr & 0x04) << 4) | ((s->mcr & 0x08) << 4));
+		return MSR_DEFAULT;
+	default:
+		return s->scr;
+	}
+}
+
+static void reg_write(struct serial *s, unsigned int reg, uint8_t v)
+{
+	switch (reg) {
+	case REG_DATA:
+		if (s->lcr & LCR_DLAB)
+			s->dll = v;
+		else
+			transmit(s, v);
+		break;
+	case REG_IER:
+		if (s->lcr & LCR_DLAB) {
+			s->dlm = v;
+			break;
+		}
+		/* Enabling THRI while THR is empty raises it at once (Linux's
+		 * UART_BUG_THRE probing relies on this). */
+		if (!(s->ier & IER_THRI) && (v & IER_THRI))
+			s->thr_pending = true;
+		s->ier = v & 0x0f;
+		break;
+	case REG_IIR_FCR:
+		s->fcr = v & 0xc9;
+		if (v & FCR_CLEAR_RX)
+			s->rx_len = 0;
+		break;
+	case REG_LCR:
+		s->lcr = v;
+		break;
+	case REG_MCR:
+		s->mcr = v & 0x1f;
+		break;
+	case REG_SCR:
+		s->scr = v;
+		break;
+	default:
+		break; /* LSR and MSR are read-only */
+	}
+}
+
+static void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct serial *s = opaque;
+
+	pthread_mutex_lock(&s->lock);
+	if (is_write) {
+		reg_write(s, (unsigned int)offset, data[0]);
+	} else {
+		data[0] = reg_read(s, (unsigned int)offset);
+		if (len > 1)
+			memset(data + 1, 0, len - 1);
+	}
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* --- host input (main thread) -------------------------------------------- */
+
+size_t serial_input_room(struct serial *s)
+{
+	size_t room;
+
+	pthread_mutex_lock(&s->lock);
+	room = RX_QUEUE - s->rx_len;
+	pthread_mutex_unlock(&s->lock);
+	return room;
+}
+
+size_t serial_input(struct serial *s, const uint8_t *buf, size_t len)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < len && s->rx_len < RX_QUEUE; i++)
+		rx_push(s, buf[i]);
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return i;
+}
+
+/* --- create/destroy ------------------------------------------------------- */
+
+int serial_create(struct bus *pio, uint16_t base, struct irq_line irq, int out_fd,
+		  struct serial **out)
+{
+	struct serial *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->pio = pio;
+	s->base = base;
+	s->irq = irq;
+	s->out_fd = out_fd;
+	s->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5);
+	s->dll = 0x0c; /* 9600 baud, as firmware leaves it */
+	ret = bus_register(pio, base, 8, serial_io, s, "serial");
+	if (ret) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+void serial_destroy(struct serial *s)
+{
+	if (!s)
+		return;
+	if (bus_unregister(s->pio, s->base))
+		log_warn("serial: window at 0x%x was not registered", s->base);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

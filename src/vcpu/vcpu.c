@@ -1,0 +1,322 @@
+/*
+ * vCPU threads: KVM_RUN and the exits it returns. Port and MMIO accesses go
+ * to the VM's buses; everything else that ends the guest goes to the run
+ * state. Nothing slow runs here.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vcpu.h"
+
+/* --- initial state -------------------------------------------------------- */
+
+/* Flat 4 GiB segment as the Xen PVH ABI requires at entry. */
+static struct kvm_segment flat_seg(uint16_t sel, uint8_t type)
+{
+	return (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+		.present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+	};
+}
+
+/* PVH entry (xen docs/misc/pvh.pandoc): 32-bit protected mode, paging off,
+ * CR0 = PE|ET, flat CS/DS/ES/SS, a 32-bit TSS in TR, %ebx = start_info. */
+static int setup_pvh_entry(struct vcpu *v, const struct vcpu_boot *boot)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { 0 };
+	struct kvm_fpu fpu = { 0 };
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	sregs.cs = flat_seg(0x10, 0xb);      /* execute/read, accessed */
+	sregs.ds = flat_seg(0x18, 0x3);      /* read/write, accessed */
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.tr = (struct kvm_segment){ .limit = 0x67, .type = 0xb, .present = 1 };
+	sregs.cr0 = 0x11; /* PE | ET */
+	sregs.cr3 = 0;
+	sregs.cr4 = 0;
+	sregs.efer = 0;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+
+	regs.rip = boot->entry;
+	regs.rbx = boot->start_info;
+	regs.rflags = 0x2; /* reserved bit 1 */
+	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+
+	/* x87 and SSE control words as after FNINIT / power-on. */
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
+		return -errno;
+
+	if (v->index != 0) {
+		/* An AP normally waits for INIT/SIPI; skiff test guests ask for
+		 * all vCPUs to start at the entry point instead. */
+		struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+
+		if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* --- create/destroy ------------------------------------------------------- */
+
+int vcpu_create(const struct vcpu_ctx *ctx, unsigned int index, const struct vcpu_boot *boot,
+		struct vcpu **out)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	struct vcpu *v;
+	int ret;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->index = index;
+	v->ctx = ctx;
+	v->fd = ioctl(ctx->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (v->fd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	v->run = mmap(NULL, (size_t)ctx->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		ret = -errno;
+		goto err_close;
+	}
+	cpuid = vcpu_cpuid_for(ctx->cpuid, index, ctx->nr_cpus);
+	if (!cpuid) {
+		ret = -ENOMEM;
+		goto err_unmap;
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		ret = -errno;
+		goto err_cpuid;
+	}
+	free(cpuid);
+	cpuid = NULL;
+	if (index == 0 || boot->all_at_entry) {
+		ret = setup_pvh_entry(v, boot);
+		if (ret)
+			goto err_unmap;
+	}
+	*out = v;
+	return 0;
+
+err_cpuid:
+	free(cpuid);
+err_unmap:
+	munmap(v->run, (size_t)ctx->run_size);
+err_close:
+	close(v->fd);
+err_free:
+	free(v);
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (!v)
+		return;
+	munmap(v->run, (size_t)v->ctx->run_size);
+	close(v->fd);
+	free(v);
+}
+
+/* --- diagnostics ---------------------------------------------------------- */
+
+static void dump_seg(FILE *out, const char *name, const struct kvm_segment *s)
+{
+	fprintf(out, "  %-3s sel=%04x base=%016llx limit=%08x type=%x dpl=%u p=%u l=%u db=%u\n",
+		name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->dpl,
+		s->present, s->l, s->db);
+}
+
+void vcpu_dump(struct vcpu *v, FILE *out)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	fprintf(out, "vCPU %u registers:\n", v->index);
+	if (ioctl(v->fd, KVM_GET_REGS, &r) == 0) {
+		fprintf(out, "  rip=%016llx rsp=%016llx rflags=%016llx\n"
+			"  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+			"  rsi=%016llx rdi=%016llx rbp=%016llx\n"
+			"  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
+			"  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n",
+			r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
+			r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15);
+	}
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) == 0) {
+		fprintf(out, "  cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%016llx\n",
+			s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
+		dump_seg(out, "cs", &s.cs);
+		dump_seg(out, "ss", &s.ss);
+		dump_seg(out, "ds", &s.ds);
+		dump_seg(out, "tr", &s.tr);
+		fprintf(out, "  gdt=%016llx+%x idt=%016llx+%x\n", s.gdt.base, s.gdt.limit,
+			s.idt.base, s.idt.limit);
+	}
+}
+
+/* --- the run loop (vCPU thread) ------------------------------------------ */
+
+static void guest_fault(struct vcpu *v, const char *what)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "guest fault on vCPU %u: %s", v->index, what);
+	/* Only the first fault is reported with a dump: later vCPUs that stop
+	 * because of it would only add noise. */
+	if (runstate_request_exit(v->ctx->rs, SKIFF_EXIT_GUEST_FAULT, why)) {
+		log_err("%s", why);
+		vcpu_dump(v, stderr);
+	}
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint32_t i;
+
+	v->exits_io++;
+	/* String I/O (rep outs/ins) arrives as `count` items of `size` bytes. */
+	for (i = 0; i < run->io.count; i++, data += run->io.size)
+		bus_dispatch(v->ctx->pio, run->io.port, data, run->io.size, is_write);
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint32_t len = MIN(run->mmio.len, (uint32_t)sizeof(run->mmio.data));
+
+	v->exits_mmio++;
+	bus_dispatch(v->ctx->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+}
+
+static void handle_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		runstate_request_exit(v->ctx->rs, SKIFF_EXIT_OK, "guest powered off");
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		runstate_request_exit(v->ctx->rs, SKIFF_EXIT_OK, "guest reset");
+		break;
+	default:
+		guest_fault(v, "guest crashed (KVM system event)");
+		break;
+	}
+}
+
+/* Returns false when the loop must end. */
+static bool handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[128];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		return true;
+	case KVM_EXIT_HLT:
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		return true;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(v);
+		return false;
+	case KVM_EXIT_SHUTDOWN:
+		guest_fault(v, "triple fault (KVM_EXIT_SHUTDOWN)");
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed (hardware reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		guest_fault(v, what);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM internal error, suberror %u%s",
+			 run->internal.suberror,
+			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+			 " (instruction emulation failed)" : "");
+		guest_fault(v, what);
+		return false;
+	default:
+		snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
+		guest_fault(v, what);
+		return false;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	char name[16];
+	sigset_t set;
+
+	v->tid = (pid_t)syscall(SYS_gettid);
+	snprintf(name, sizeof(name), "vcpu%u", v->index);
+	pthread_setname_np(pthread_self(), name);
+	/* Only the kick signal may interrupt KVM_RUN on this thread. */
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (!runstate_exiting(v->ctx->rs)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			char what[96];
+
+			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+			guest_fault(v, what);
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+
+	if (ret)
+		return -ret;
+	v->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	/* immediate_exit closes the race with a thread about to enter KVM_RUN:
+	 * it returns -EINTR at once and then sees the run state. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	pthread_join(v->thread, NULL);
+	v->started = false;
+}

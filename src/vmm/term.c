@@ -1,0 +1,41 @@
+/* Host terminal raw mode for the serial console. */
+#include <stdlib.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "term.h"
+
+/* Process-wide, like the terminal it describes: saved once, restored from
+ * main's exit path and from atexit. Main thread only. */
+static struct termios saved;
+static bool is_raw;
+
+void term_restore(void)
+{
+	if (!is_raw)
+		return;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+	is_raw = false;
+}
+
+bool term_raw_enter(void)
+{
+	struct termios raw;
+
+	if (is_raw || !isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved) < 0)
+		return false;
+	raw = saved;
+	/* Raw input so keys reach the guest as typed, but keep output
+	 * post-processing so the guest's "\n" still returns the carriage. */
+	raw.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	raw.c_lflag &= ~(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	raw.c_cflag &= ~(CSIZE | PARENB);
+	raw.c_cflag |= CS8;
+	raw.c_cc[VMIN] = 1;
+	raw.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) < 0)
+		return false;
+	is_raw = true;
+	atexit(term_restore);
+	return true;
+}

@@ -1,0 +1,510 @@
+/*
+ * The builder: one function that creates the VM top to bottom in a visible
+ * order (KVM, memory, irqchip, buses, devices, kernel, vCPUs, event loop),
+ * the main thread's run loop, and the teardown in reverse order.
+ *
+ * Thread context: everything here runs on the main thread. vCPU threads are
+ * started by vm_run() and joined before it returns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "term.h"
+#include "vm.h"
+
+/* The demo guest, linked in from tests/guests by demo_blob.S. */
+extern const uint8_t skiff_demo_elf[];
+extern const uint8_t skiff_demo_elf_end[];
+
+/* KVM's real-mode helpers live in the top of the 32-bit hole, below the
+ * BIOS area, where no device or RAM will ever be placed. */
+#define KVM_IDENTITY_MAP_GPA 0xfeffc000ULL
+#define KVM_TSS_GPA 0xfeffd000ULL
+#define KERNEL_MAX_BYTES (1ULL << 30)
+#define CTRL_A 0x01
+
+/* --- builder steps -------------------------------------------------------- */
+
+static int create_kvm_vm(struct vm *vm, char *err, size_t errlen)
+{
+	uint64_t ident = KVM_IDENTITY_MAP_GPA;
+
+	const char *step;
+	int e;
+
+	step = "KVM_CREATE_VM";
+	vm->vm_fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0UL);
+	if (vm->vm_fd < 0)
+		goto fail;
+	step = "KVM_SET_IDENTITY_MAP_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
+		goto fail;
+	step = "KVM_SET_TSS_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
+		goto fail;
+	return 0;
+fail:
+	e = errno;
+	snprintf(err, errlen, "%s failed: %s", step, strerror(e));
+	return -e;
+}
+
+/* In-kernel PIC, IOAPIC and LAPICs; the PIT needs the irqchip first. Called
+ * after the RAM slots exist: registering a slot once the irqchip is there
+ * costs an expedited SRCU grace period (0.25 ms before, 5-7 ms after, measured). */
+static int create_irqchip(struct vm *vm, char *err, size_t errlen)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	const char *step;
+	int e;
+
+	step = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	step = "KVM_CREATE_PIT2";
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		goto fail;
+	return 0;
+fail:
+	e = errno;
+	snprintf(err, errlen, "%s failed: %s", step, strerror(e));
+	return -e;
+}
+
+static int create_memory(struct vm *vm, char *err, size_t errlen)
+{
+	unsigned int i;
+	int ret;
+
+	ret = mem_create(vm->cfg->memory, &vm->mem);
+	if (ret) {
+		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
+			 (unsigned long long)(vm->cfg->memory / MiB), strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < vm->mem->nr_regions; i++) {
+		const struct mem_region *r = &vm->mem->regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem->host + r->offset),
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "KVM refused guest RAM at 0x%llx (%llu MiB): %s%s",
+				 (unsigned long long)r->gpa, (unsigned long long)(r->size / MiB),
+				 strerror(errno), errno == EINVAL || errno == E2BIG ?
+				 " (is --memory beyond this host's physical address width?)" : "");
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int create_devices(struct vm *vm, char *err, size_t errlen)
+{
+	const struct config *cfg = vm->cfg;
+	struct irq_line com1 = { .vm_fd = vm->vm_fd, .gsi = SERIAL_COM1_IRQ };
+	int ret;
+
+	vm->serial_out_fd = -1;
+	if (cfg->serial == SERIAL_STDIO) {
+		vm->serial_out_fd = STDOUT_FILENO;
+	} else if (cfg->serial == SERIAL_FILE) {
+		vm->serial_out_fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->serial_out_fd < 0) {
+			snprintf(err, errlen, "--serial file=%s: %s", cfg->serial_path, strerror(errno));
+			return -errno;
+		}
+		vm->serial_out_owned = true;
+	}
+	ret = serial_create(vm->pio, SERIAL_COM1_BASE, com1, vm->serial_out_fd, &vm->serial);
+	if (ret)
+		goto fail;
+	ret = i8042_create(vm->pio, &vm->rs, &vm->i8042);
+	if (ret)
+		goto fail;
+	if (cfg->debug_exit_port >= 0) {
+		ret = debug_exit_create(vm->pio, (uint16_t)cfg->debug_exit_port, cfg->debug_exit_size,
+					&vm->rs, &vm->debug_exit);
+		if (ret) {
+			snprintf(err, errlen, "--debug-exit 0x%x: the port range is taken by another device",
+				 cfg->debug_exit_port);
+			return ret;
+		}
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot create platform devices: %s", strerror(-ret));
+	return ret;
+}
+
+static int load_kernel(struct vm *vm, char *err, size_t errlen)
+{
+	const struct config *cfg = vm->cfg;
+	const uint8_t *img = skiff_demo_elf, *rd = NULL;
+	size_t len = (size_t)(skiff_demo_elf_end - skiff_demo_elf), rdlen = 0;
+	uint64_t rd_gpa = 0;
+	char why[256];
+	int ret;
+
+	if (cfg->kernel) {
+		ret = map_file(cfg->kernel, KERNEL_MAX_BYTES, &img, &len);
+		if (ret) {
+			snprintf(err, errlen, "--kernel %s: %s", cfg->kernel,
+				 ret == -EFBIG ? "larger than 1 GiB" : strerror(-ret));
+			return ret;
+		}
+	}
+	ret = loader_elf_load(vm->mem, img, len, &vm->kernel, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", cfg->kernel ? cfg->kernel : "demo guest", why);
+		goto out;
+	}
+	if (cfg->initrd) {
+		ret = map_file(cfg->initrd, vm->mem->size, &rd, &rdlen);
+		if (ret == -EFBIG) {
+			snprintf(err, errlen, "--initrd %s is larger than guest RAM (%llu MiB)",
+				 cfg->initrd, (unsigned long long)(vm->mem->size / MiB));
+			goto out;
+		} else if (ret) {
+			snprintf(err, errlen, "--initrd %s: %s", cfg->initrd, strerror(-ret));
+			goto out;
+		}
+		ret = loader_place_initrd(vm->mem, &vm->kernel, rd, rdlen, &rd_gpa, why, sizeof(why));
+		unmap_file(rd, rdlen);
+		if (ret) {
+			snprintf(err, errlen, "--initrd %s: %s", cfg->initrd, why);
+			goto out;
+		}
+	}
+	ret = loader_pvh_setup(vm->mem, cfg->cmdline, rd_gpa, rdlen, why, sizeof(why));
+	if (ret)
+		snprintf(err, errlen, "%s", why);
+out:
+	if (cfg->kernel)
+		unmap_file(img, len);
+	return ret;
+}
+
+static int create_vcpus(struct vm *vm, char *err, size_t errlen)
+{
+	struct vcpu_boot boot = {
+		.all_at_entry = vm->kernel.skiff_guest &&
+				(vm->kernel.skiff_flags & SKIFF_NOTE_F_ALL_CPUS_AT_ENTRY),
+		.entry = (uint32_t)vm->kernel.entry,
+		.start_info = BOOT_START_INFO_GPA,
+	};
+	unsigned int i;
+	int ret;
+
+	if (vm->cfg->cpus > (unsigned int)vm->kvm.max_vcpus) {
+		snprintf(err, errlen, "--cpus %u is more than this host's KVM allows (%d)",
+			 vm->cfg->cpus, vm->kvm.max_vcpus);
+		return -EINVAL;
+	}
+	ret = vcpu_cpuid_create(vm->kvm.fd, &vm->vcpu_ctx.cpuid);
+	if (ret) {
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-ret));
+		return ret;
+	}
+	vm->vcpu_ctx = (struct vcpu_ctx){
+		.vm_fd = vm->vm_fd, .kvm_fd = vm->kvm.fd, .run_size = vm->kvm.vcpu_mmap_size,
+		.pio = vm->pio, .mmio = vm->mmio, .rs = &vm->rs,
+		.cpuid = vm->vcpu_ctx.cpuid, .nr_cpus = vm->cfg->cpus,
+	};
+	vm->vcpus = calloc(vm->cfg->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (i = 0; i < vm->cfg->cpus; i++) {
+		ret = vcpu_create(&vm->vcpu_ctx, i, &boot, &vm->vcpus[i]);
+		if (ret) {
+			snprintf(err, errlen, "cannot create vCPU %u: %s", i, strerror(-ret));
+			return ret;
+		}
+		vm->nr_vcpus++;
+	}
+	return 0;
+}
+
+/* --- main-thread event handlers ------------------------------------------ */
+
+static void on_wake(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t v;
+
+	if (read(vm->rs.wake_fd, &v, sizeof(v)) < 0) {
+		/* spurious wake-up: the flag is what counts */
+	}
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct signalfd_siginfo si;
+	char why[64];
+
+	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	snprintf(why, sizeof(why), "terminating on signal %u", si.ssi_signo);
+	runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, why);
+}
+
+static void stdin_close(struct vm *vm)
+{
+	if (vm->stdin_open)
+		event_del(vm->loop, STDIN_FILENO);
+	vm->stdin_open = false;
+}
+
+/* Console input. In raw mode Ctrl-A is an escape: Ctrl-A x quits. */
+static void on_stdin(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint8_t buf[256], out[256];
+	size_t room = serial_input_room(vm->serial), n = 0, i;
+	ssize_t r;
+
+	if (room == 0) {
+		/* The guest is not draining its FIFO: stop watching stdin and
+		 * poll for room from the run loop instead of spinning. */
+		stdin_close(vm);
+		vm->stdin_paused = true;
+		return;
+	}
+	r = read(STDIN_FILENO, buf, MIN(room, sizeof(buf)));
+	if (r <= 0) {
+		if (r == 0 || (errno != EINTR && errno != EAGAIN))
+			stdin_close(vm);
+		return;
+	}
+	for (i = 0; i < (size_t)r; i++) {
+		if (vm->term_raw && vm->escape) {
+			vm->escape = false;
+			if (buf[i] == 'x' || buf[i] == 'X') {
+				runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, "quit from the console (Ctrl-A x)");
+				return;
+			}
+			if (buf[i] != CTRL_A)
+				continue;
+		} else if (vm->term_raw && buf[i] == CTRL_A) {
+			vm->escape = true;
+			continue;
+		}
+		out[n++] = buf[i];
+	}
+	serial_input(vm->serial, out, n);
+}
+
+static int setup_events(struct vm *vm, char *err, size_t errlen)
+{
+	sigset_t set;
+	int ret;
+
+	ret = event_loop_create(&vm->loop);
+	if (ret)
+		goto fail;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->signal_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = event_add(vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
+	if (ret)
+		goto fail;
+	ret = event_add(vm->loop, vm->rs.wake_fd, EPOLLIN, on_wake, vm);
+	if (ret)
+		goto fail;
+	if (vm->cfg->serial == SERIAL_STDIO) {
+		/* A regular file or /dev/null on stdin cannot be polled (EPERM):
+		 * then the guest simply gets no input. */
+		if (event_add(vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) == 0)
+			vm->stdin_open = true;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot set up the event loop: %s", strerror(-ret));
+	return ret;
+}
+
+/* --- create / run / destroy ---------------------------------------------- */
+
+int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errlen)
+{
+	struct vm *vm;
+	int ret;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->cfg = cfg;
+	vm->vm_fd = -1;
+	vm->signal_fd = -1;
+	vm->serial_out_fd = -1;
+	vm->kvm.fd = -1;
+	ret = runstate_init(&vm->rs);
+	if (ret) {
+		snprintf(err, errlen, "eventfd: %s", strerror(-ret));
+		goto fail;
+	}
+
+	ret = kvm_host_open(cfg->kvm_path, &vm->kvm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = create_kvm_vm(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = create_memory(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = create_irqchip(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = bus_create("pio", &vm->pio);
+	if (!ret)
+		ret = bus_create("mmio", &vm->mmio);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	ret = create_devices(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = load_kernel(vm, err, errlen);
+	if (ret)
+		goto fail;
+	if (vm->kvm.backend == KVM_BACKEND_PVM && !vm->kernel.skiff_guest)
+		log_warn("this host's KVM is PVM: it emulates guest ring 0 and cannot run "
+			 "unmodified kernels; only skiff test guests run here");
+	ret = create_vcpus(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = setup_events(vm, err, errlen);
+	if (ret)
+		goto fail;
+	*out = vm;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only there to make KVM_RUN return -EINTR */
+}
+
+int vm_run(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	unsigned int i;
+	int ret;
+
+	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+	if (vm->cfg->serial == SERIAL_STDIO)
+		vm->term_raw = term_raw_enter();
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		ret = vcpu_start(vm->vcpus[i]);
+		if (ret) {
+			runstate_request_exit(&vm->rs, SKIFF_EXIT_SETUP, "cannot start a vCPU thread");
+			log_err("cannot start vCPU %u: %s", i, strerror(-ret));
+			break;
+		}
+	}
+	while (!runstate_exiting(&vm->rs)) {
+		if (vm->stdin_paused && serial_input_room(vm->serial) > 0 &&
+		    event_add(vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) == 0) {
+			vm->stdin_paused = false;
+			vm->stdin_open = true;
+		}
+		ret = event_loop_run_once(vm->loop, vm->stdin_paused ? 20 : -1);
+		if (ret) {
+			log_err("event loop: %s", strerror(-ret));
+			runstate_request_exit(&vm->rs, SKIFF_EXIT_SETUP, "event loop failed");
+		}
+	}
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(vm->vcpus[i]);
+	term_restore();
+	if (vm->rs.exit_status == SKIFF_EXIT_OK && vm->rs.reason[0])
+		log_info("%s", vm->rs.reason);
+	return vm->rs.exit_status;
+}
+
+/*
+ * Destroying a VM with an in-kernel irqchip costs the host kernel several
+ * expedited SRCU grace periods (15-30 ms measured here), all paid in the
+ * close() of the last VM fd. At process exit, skiff lets a child process hold
+ * the last references and pay that cost after skiff has exited (QEMU's
+ * async-teardown does the same). The child owns nothing else: it closes stdio
+ * at once so no pipe reader waits for it, and it touches no shared state.
+ */
+void vm_teardown_async(struct vm *vm)
+{
+	pid_t pid;
+	int null;
+
+	if (!vm || vm->vm_fd < 0)
+		return;
+	pid = fork();
+	if (pid != 0)
+		return; /* parent, or fork failed: the parent then pays the cost */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+	}
+	setsid();
+	/* Exiting closes every fd; the VM fd's release is the slow part. */
+	_exit(0);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	unsigned int i;
+
+	if (!vm)
+		return;
+	stdin_close(vm);
+	event_loop_destroy(vm->loop);
+	if (vm->signal_fd >= 0)
+		close(vm->signal_fd);
+	for (i = vm->nr_vcpus; i-- > 0;)
+		vcpu_destroy(vm->vcpus[i]);
+	free(vm->vcpus);
+	vcpu_cpuid_destroy(vm->vcpu_ctx.cpuid);
+	debug_exit_destroy(vm->debug_exit);
+	i8042_destroy(vm->i8042);
+	serial_destroy(vm->serial);
+	if (vm->serial_out_owned)
+		close(vm->serial_out_fd);
+	bus_destroy(vm->mmio);
+	bus_destroy(vm->pio);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	mem_destroy(vm->mem);
+	kvm_host_close(&vm->kvm);
+	runstate_fini(&vm->rs);
+	free(vm);
+}
