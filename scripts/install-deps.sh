@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything skiff needs to build, test and benchmark on Debian 12.
+# Needs root (or sudo). Used by scripts/setup.sh and .ci/run.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential meson ninja-build pkg-config python3 \
+  linux-libc-dev liburing-dev libseccomp-dev libfdt-dev libjson-c-dev check \
+  qemu-system-x86 >/dev/null

@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""Prints 'N passed, N failed[, N skipped]' from a meson test log (testlog.json)."""
+import json
+import sys
+
+passed = failed = skipped = 0
+path = sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs/testlog.json"
+try:
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line).get("result", "")
+            if r in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif r == "SKIP":
+                skipped += 1
+            else:
+                failed += 1
+except FileNotFoundError:
+    pass
+line = f"{passed} passed, {failed} failed"
+if skipped:
+    line += f", {skipped} skipped"
+print(line)
