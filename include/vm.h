@@ -17,6 +17,15 @@
 #include "runstate.h"
 #include "vcpu.h"
 
+/* KVM_GET_SUPPORTED_CPUID, fetched on a helper thread during the build. */
+struct cpuid_fetch {
+	pthread_t thread;
+	bool started;
+	int kvm_fd;
+	int ret;
+	struct kvm_cpuid2 *cpuid;
+};
+
 struct vm {
 	const struct config *cfg;
 	struct kvm_host kvm;
@@ -33,6 +42,7 @@ struct vm {
 	struct debug_exit *debug_exit;
 	struct i8042 *i8042;
 	struct kernel_info kernel;
+	struct cpuid_fetch cpuid_fetch;
 	struct vcpu_ctx vcpu_ctx;
 	struct vcpu **vcpus;
 	unsigned int nr_vcpus;

@@ -1,5 +1,7 @@
 /* Host terminal raw mode for the serial console. */
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -16,6 +18,29 @@ void term_restore(void)
 		return;
 	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
 	is_raw = false;
+}
+
+/* Fatal signals restore the terminal, then take their default action.
+ * tcsetattr() is async-signal-safe. */
+static void fatal_signal(int sig)
+{
+	if (is_raw)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void catch_fatal_signals(void)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGHUP, SIGQUIT };
+	struct sigaction sa;
+	unsigned int i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fatal_signal;
+	sa.sa_flags = SA_RESETHAND;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
 }
 
 bool term_raw_enter(void)
@@ -37,5 +62,6 @@ bool term_raw_enter(void)
 		return false;
 	is_raw = true;
 	atexit(term_restore);
+	catch_fatal_signals();
 	return true;
 }

@@ -179,6 +179,45 @@ def case_sigint():
     spin_and_signal(signal.SIGINT)
 
 
+def case_tty_console():
+    """On a terminal: raw mode while running, Ctrl-A x quits, terminal restored."""
+    import pty
+    import select
+    import termios
+    need_kvm()
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    cmd = [SKIFF, "run", "--kernel", guest("spin"), "--debug-exit", "0xf4", "--serial", "stdio"]
+    print("$ " + " ".join(cmd) + "   (on a pty)")
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"SPINNING" not in seen and time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if r:
+            seen += os.read(master, 4096)
+    print("--- console\n" + seen.decode(errors="replace"))
+    try:
+        expect(b"SPINNING" in seen, "spin guest did not start on the pty")
+        during = termios.tcgetattr(slave)
+        expect(not (during[3] & termios.ICANON) and not (during[3] & termios.ECHO),
+               "the terminal is not in raw mode while the guest runs")
+        os.write(master, b"\x01x")
+        _, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = err.decode(errors="replace")
+    print(f"status {p.returncode}\n--- stderr\n{err}---")
+    after = termios.tcgetattr(slave)
+    os.close(master)
+    os.close(slave)
+    expect(p.returncode == EXIT_OK, f"exit status {p.returncode} after Ctrl-A x")
+    expect("Ctrl-A x" in err, "no message about the console quit")
+    expect(after == before, "the terminal settings were not restored")
+
+
 def case_triple_fault():
     need_kvm()
     status, out, err = run_guest("triplefault")
