@@ -9,6 +9,7 @@
 #ifndef SKIFF_RUNSTATE_H
 #define SKIFF_RUNSTATE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -26,6 +27,16 @@ struct runstate {
 	int exit_status;          /* valid once exit_requested is set */
 	char reason[128];
 	int wake_fd;              /* eventfd, written once on the first request */
+
+	/* Pausing vCPUs (stop/cont, migration, reset). The main thread sets
+	 * pause_requested and kicks the vCPUs; each vCPU thread parks in
+	 * runstate_park() until resumed. `lock` guards `parked` and the wait;
+	 * pause_requested is also read without it by vCPU loops (atomic).
+	 * Lock order: runstate.lock is a leaf. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	atomic_bool pause_requested;
+	unsigned int parked;
 };
 
 int MUST_CHECK runstate_init(struct runstate *rs);
@@ -33,6 +44,18 @@ void runstate_fini(struct runstate *rs);
 
 /* Any thread. Returns true if this call was the first request. */
 bool runstate_request_exit(struct runstate *rs, int status, const char *reason);
+/* Main thread: ask vCPUs to park (then kick them), wait until `n` vCPUs
+ * are parked (returns false if the VM began exiting instead), resume. */
+void runstate_pause_begin(struct runstate *rs);
+bool runstate_pause_wait(struct runstate *rs, unsigned int n);
+void runstate_resume(struct runstate *rs);
+/* vCPU thread: parks while a pause is requested and the VM is not exiting. */
+void runstate_park(struct runstate *rs);
+static inline bool runstate_pause_requested(struct runstate *rs)
+{
+	return atomic_load_explicit(&rs->pause_requested, memory_order_acquire);
+}
+
 static inline bool runstate_exiting(struct runstate *rs)
 {
 	return atomic_load_explicit(&rs->exit_requested, memory_order_acquire);

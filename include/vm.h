@@ -50,7 +50,14 @@ struct vm {
 	bool stdin_paused;        /* guest FIFO full: stdin taken out of the loop */
 	bool term_raw;            /* stdin is a terminal in raw mode */
 	bool escape;              /* Ctrl-A seen: next byte is a console command */
+	bool paused;              /* all vCPUs parked by vm_pause() */
 };
+
+/* Main thread, while vm_run's vCPU threads exist: parks every vCPU outside
+ * KVM_RUN (returns once all are parked; -ESHUTDOWN if the VM is exiting),
+ * and lets them run again. Idempotent. */
+int MUST_CHECK vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
 
 /* Builds the VM. On failure err holds one line and the return is -errno. */
 int MUST_CHECK vm_create(const struct config *cfg, struct vm **out, char *err, size_t errlen);

@@ -278,6 +278,14 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!runstate_exiting(v->ctx->rs)) {
+		if (runstate_pause_requested(v->ctx->rs)) {
+			runstate_park(v->ctx->rs);
+			/* The kick that brought us here set immediate_exit; clear it
+			 * so KVM_RUN runs the guest again. A new kick after this
+			 * store sets it again, so no request is lost. */
+			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

@@ -522,6 +522,31 @@ void vm_teardown_async(struct vm *vm)
 	_exit(0);
 }
 
+int vm_pause(struct vm *vm)
+{
+	unsigned int i;
+
+	if (vm->paused)
+		return 0;
+	runstate_pause_begin(&vm->rs);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	if (!runstate_pause_wait(&vm->rs, vm->nr_vcpus)) {
+		runstate_resume(&vm->rs);
+		return -ESHUTDOWN;
+	}
+	vm->paused = true;
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	if (!vm->paused)
+		return;
+	vm->paused = false;
+	runstate_resume(&vm->rs);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	unsigned int i;
