@@ -59,6 +59,11 @@ struct vm {
 int MUST_CHECK vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 
+/* Main thread: press the ACPI power button (-ENOTSUP without ACPI), and
+ * reset the machine. */
+int MUST_CHECK vm_request_powerdown(struct vm *vm);
+int MUST_CHECK vm_request_reset(struct vm *vm);
+
 /* Builds the VM. On failure err holds one line and the return is -errno. */
 int MUST_CHECK vm_create(const struct config *cfg, struct vm **out, char *err, size_t errlen);
 /* Runs until the guest or a signal ends it; returns the process exit status. */

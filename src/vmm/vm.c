@@ -522,6 +522,22 @@ void vm_teardown_async(struct vm *vm)
 	_exit(0);
 }
 
+int vm_request_powerdown(struct vm *vm)
+{
+	/* The ACPI power button arrives with the Linux boot work (ACPI tables
+	 * and an event device); until then there is nothing to press. */
+	(void)vm;
+	return -ENOTSUP;
+}
+
+int vm_request_reset(struct vm *vm)
+{
+	/* Resetting (reloading the kernel, vCPU reset state) arrives with the
+	 * Linux boot work; until then a reset ends the VM. */
+	runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, "reset requested");
+	return 0;
+}
+
 int vm_pause(struct vm *vm)
 {
 	unsigned int i;
