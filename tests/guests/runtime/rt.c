@@ -373,6 +373,11 @@ void rt_start(unsigned cpu)
 		guest_main();
 		rt_fail("guest_main returned without a verdict");
 	}
+	/* All CPUs start at once, and only the BSP publishes start_info (in
+	 * ring 0, before its iretq): an AP must not read the boot information
+	 * before then. */
+	while (!__atomic_load_n(&rt_start_info_pa, __ATOMIC_ACQUIRE))
+		rt_pause();
 	guest_ap_main(cpu);
 	rt_park();
 }
