@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything skiff needs to build, test and benchmark on Debian 12.
+# Installs everything skiff needs to build, test and benchmark on Debian 12:
+# compilers and libraries; iasl (ACPI tables); QEMU, busybox-static and cpio
+# for the nested test host and the Linux guest assets; fio for bench/blk.
 # Needs root (or sudo). Used by scripts/setup.sh and .ci/run.
 set -euo pipefail
 SUDO=""
@@ -9,4 +11,6 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential meson ninja-build pkg-config python3 \
   linux-libc-dev liburing-dev libseccomp-dev libfdt-dev libjson-c-dev check \
-  qemu-system-x86 >/dev/null
+  acpica-tools \
+  qemu-system-x86 busybox-static cpio file gzip \
+  fio >/dev/null
