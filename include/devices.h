@@ -29,6 +29,14 @@ void serial_destroy(struct serial *s);
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
 /* How many more input bytes the receive FIFO can take now. */
 size_t serial_input_room(struct serial *s);
+/* Counters (any thread): bytes written to the console, guest output
+ * dropped because the console stalled (64 KiB are buffered first) or went
+ * away, bytes queued for the guest (host input and loopback), bytes
+ * dropped on a full receive queue. */
+struct serial_stats {
+	uint64_t tx_bytes, tx_dropped, rx_bytes, rx_dropped;
+};
+void serial_get_stats(struct serial *s, struct serial_stats *out);
 
 /* --- isa-debug-exit ---------------------------------------------------- */
 /* A write of value v ends the VMM with exit status (v << 1) | 1, as QEMU's
@@ -40,8 +48,8 @@ void debug_exit_destroy(struct debug_exit *d);
 
 /* --- i8042 (keyboard controller) ---------------------------------------- */
 /* Only what guests use to find it and to reset the machine: the reset
- * command (0xfe on port 0x64, or pulsing output-port bit 0) ends the VM with
- * status 0. */
+ * command (0xfe on port 0x64, or pulsing output-port bit 0) requests
+ * SKIFF_EXIT_RESET (vm_run reboots the guest, or ends). */
 struct i8042;
 int MUST_CHECK i8042_create(struct bus *pio, struct runstate *rs, struct i8042 **out);
 void i8042_destroy(struct i8042 *k);

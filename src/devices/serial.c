@@ -9,6 +9,7 @@
  * by the caller of the handler, so the order is bus lock -> serial lock).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,10 @@
 #include "devices.h"
 #include "log.h"
 
-#define RX_QUEUE 4096 /* host input buffered for the guest (a deep FIFO) */
+#define RX_QUEUE 4096   /* host input buffered for the guest (a deep FIFO) */
+#define TX_PENDING 65536 /* guest output waiting for a slow console */
+#define TX_CHUNK 256     /* at most this much per write(2) */
+#define EXIT_FLUSH_MS 200 /* how long destroy waits for a stalled console */
 
 enum { REG_DATA, REG_IER, REG_IIR_FCR, REG_LCR, REG_MCR, REG_LSR, REG_MSR, REG_SCR };
 
@@ -46,6 +50,9 @@ struct serial {
 	bool irq_level;         /* what we last drove onto the line */
 	uint8_t rx[RX_QUEUE];
 	size_t rx_head, rx_len;
+	uint8_t tx[TX_PENDING];
+	size_t tx_head, tx_len;
+	struct serial_stats stats;
 	/* --- wiring (immutable after create) --- */
 	struct bus *pio;
 	uint16_t base;
@@ -80,10 +87,45 @@ static void update_irq(struct serial *s)
 
 static void rx_push(struct serial *s, uint8_t c)
 {
-	if (s->rx_len == RX_QUEUE)
+	if (s->rx_len == RX_QUEUE) {
+		s->stats.rx_dropped++;
 		return; /* overrun: the byte is dropped, as on real hardware */
+	}
+	s->stats.rx_bytes++;
 	s->rx[(s->rx_head + s->rx_len) % RX_QUEUE] = c;
 	s->rx_len++;
+}
+
+/*
+ * Console output never blocks the vCPU (which holds s->lock, also wanted by
+ * the main thread for input): bytes go through a pending buffer that is
+ * flushed only while poll() says the fd can take data, in chunks small
+ * enough for a pipe or tty with room to accept without blocking. When the
+ * reader stalls, the buffer absorbs TX_PENDING bytes, then further bytes are
+ * dropped and counted. Returns after at most one non-blocking pass.
+ */
+static void flush_out(struct serial *s, int timeout_ms)
+{
+	while (s->tx_len) {
+		struct pollfd pfd = { .fd = s->out_fd, .events = POLLOUT };
+		size_t chunk = MIN(MIN(s->tx_len, (size_t)TX_CHUNK), TX_PENDING - s->tx_head);
+		ssize_t r;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0 || !(pfd.revents & POLLOUT))
+			return; /* not writable (or an error: POLLERR/POLLHUP) */
+		r = write(s->out_fd, s->tx + s->tx_head, chunk);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0) {
+			/* The console is gone: nothing will ever drain it. */
+			s->stats.tx_dropped += s->tx_len;
+			s->tx_len = 0;
+			return;
+		}
+		s->stats.tx_bytes += (uint64_t)r;
+		s->tx_head = (s->tx_head + (size_t)r) % TX_PENDING;
+		s->tx_len -= (size_t)r;
+	}
 }
 
 static void transmit(struct serial *s, uint8_t c)
@@ -91,12 +133,13 @@ static void transmit(struct serial *s, uint8_t c)
 	if (s->mcr & MCR_LOOP) {
 		rx_push(s, c);
 	} else if (s->out_fd >= 0) {
-		ssize_t r;
-
-		do {
-			r = write(s->out_fd, &c, 1);
-		} while (r < 0 && errno == EINTR);
-		/* A closed or full console must not stop the guest: drop the byte. */
+		if (s->tx_len == TX_PENDING) {
+			s->stats.tx_dropped++;
+		} else {
+			s->tx[(s->tx_head + s->tx_len) % TX_PENDING] = c;
+			s->tx_len++;
+		}
+		flush_out(s, 0);
 	}
 	s->thr_pending = true;
 }
@@ -218,6 +261,13 @@ size_t serial_input(struct serial *s, const uint8_t *buf, size_t len)
 	return i;
 }
 
+void serial_get_stats(struct serial *s, struct serial_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* --- create/destroy ------------------------------------------------------- */
 
 int serial_create(struct bus *pio, uint16_t base, struct irq_line irq, int out_fd,
@@ -249,6 +299,9 @@ void serial_destroy(struct serial *s)
 {
 	if (!s)
 		return;
+	/* vCPUs are gone: give a slow console a last, bounded chance. */
+	if (s->out_fd >= 0)
+		flush_out(s, EXIT_FLUSH_MS);
 	if (bus_unregister(s->pio, s->base))
 		log_warn("serial: window at 0x%x was not registered", s->base);
 	pthread_mutex_destroy(&s->lock);

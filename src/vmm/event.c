@@ -1,5 +1,6 @@
 /* The main thread's epoll loop. Main thread only. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -16,6 +17,11 @@ struct event_src {
 struct event_loop {
 	int epfd;
 	struct event_src *srcs;
+	/* Sources deleted while a round dispatches: a handler may delete
+	 * another source whose event is pending in the same round, so they are
+	 * freed only when the round ends (fn == NULL marks them dead). */
+	struct event_src *dead;
+	bool dispatching;
 };
 
 int event_loop_create(struct event_loop **out)
@@ -81,11 +87,14 @@ int event_del(struct event_loop *loop, int fd)
 
 			epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
 			*p = s->next;
-			/* Handlers of this round may still hold s: mark it dead
-			 * instead of freeing mid-round is unnecessary because a
-			 * round dispatches from a copy of the ready list and
-			 * handlers delete only their own source. */
-			free(s);
+			if (loop->dispatching) {
+				/* The round's ready list may still point at s. */
+				s->fn = NULL;
+				s->next = loop->dead;
+				loop->dead = s;
+			} else {
+				free(s);
+			}
 			return 0;
 		}
 	}
@@ -100,10 +109,33 @@ int event_loop_run_once(struct event_loop *loop, int timeout_ms)
 	n = epoll_wait(loop->epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	loop->dispatching = true;
 	for (i = 0; i < n; i++) {
 		struct event_src *s = evs[i].data.ptr;
 
-		s->fn(s->opaque, evs[i].events);
+		if (s->fn)
+			s->fn(s->opaque, evs[i].events);
+	}
+	loop->dispatching = false;
+	while (loop->dead) {
+		struct event_src *s = loop->dead;
+
+		loop->dead = s->next;
+		free(s);
 	}
 	return 0;
+}
+
+int event_mod(struct event_loop *loop, int fd, uint32_t events)
+{
+	struct event_src *s;
+
+	for (s = loop->srcs; s; s = s->next) {
+		if (s->fd == fd) {
+			struct epoll_event ev = { .events = events, .data.ptr = s };
+
+			return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+		}
+	}
+	return -ENOENT;
 }
