@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "control.h"
 #include "kvm_host.h"
 #include "log.h"
 #include "runstate.h"
@@ -19,6 +20,8 @@ static void print_help(FILE *out)
 		"Commands:\n"
 		"  run         boot a guest (skiff run --help for its options)\n"
 		"  host-info   show this host's KVM backend and capabilities\n"
+		"  ctl         send a command to a running skiff's --api-socket\n"
+		"              (skiff ctl --help)\n"
 		"\n"
 		"Options:\n"
 		"  -h, --help     show this help\n"
@@ -80,6 +83,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "host-info")) {
 		const char *path = argc > 2 ? argv[2] : "/dev/kvm";
 
