@@ -30,6 +30,7 @@
 
 /* Xen PVH: XEN_ELFNOTE_PHYS32_ENTRY in a note named "Xen". */
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
+#define XEN_ELFNOTE_GUEST_OS 6
 
 /* Xen PVH boot ABI (xen/include/public/arch-x86/hvm/start_info.h), version 1. */
 #define HVM_START_MAGIC 0x336ec578u
@@ -64,7 +65,9 @@ struct hvm_memmap_table_entry {
 };
 
 struct kernel_info {
-	uint64_t entry;         /* 32-bit PVH entry (guest-physical) */
+	uint64_t entry;         /* 32-bit PVH entry, or the 64-bit ELF entry if !pvh */
+	bool pvh;               /* entry is a PVH entry (note present) */
+	bool is_linux;          /* carries Linux's notes (or is a bzImage) */
 	uint64_t lowest;        /* lowest loaded byte */
 	uint64_t highest;       /* one past the highest loaded byte */
 	bool skiff_guest;       /* carries the skiff test-guest note */
@@ -81,6 +84,11 @@ struct kernel_info {
  */
 int MUST_CHECK loader_elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
 			       struct kernel_info *ki, char *err, size_t errlen);
+
+/* Same, but an ELF64 without a PVH note is accepted too (ki->pvh false,
+ * ki->entry its e_entry, for the 64-bit Linux entry). */
+int MUST_CHECK loader_elf_load_any(struct guest_mem *m, const uint8_t *img, size_t len,
+				   struct kernel_info *ki, char *err, size_t errlen);
 
 /* Places the initrd at the top of low RAM (page aligned) above the kernel. */
 int MUST_CHECK loader_place_initrd(struct guest_mem *m, const struct kernel_info *ki,

@@ -20,6 +20,8 @@ enum {
 	SKIFF_EXIT_OK = 0,          /* guest powered off / reset, or SIGINT/SIGTERM */
 	SKIFF_EXIT_SETUP = 2,       /* bad command line or the VM could not be built */
 	SKIFF_EXIT_GUEST_FAULT = 4, /* triple fault, emulation failure, failed entry */
+	SKIFF_EXIT_RESET = 6,       /* the guest reset: vm_run() reboots it, or with
+				     * --no-reboot (or for skiff test guests) ends */
 };
 
 struct runstate {
@@ -41,6 +43,9 @@ struct runstate {
 
 int MUST_CHECK runstate_init(struct runstate *rs);
 void runstate_fini(struct runstate *rs);
+/* Main thread, with no vCPU thread running (a VM reset): clears the exit
+ * request so the VM can run again. */
+void runstate_rearm(struct runstate *rs);
 
 /* Any thread. Returns true if this call was the first request. */
 bool runstate_request_exit(struct runstate *rs, int status, const char *reason);

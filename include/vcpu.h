@@ -35,14 +35,21 @@ struct vcpu {
 	bool started;
 	pid_t tid;                /* set by the thread itself */
 	uint64_t exits_io, exits_mmio;
+	struct kvm_lapic_state *lapic0; /* LAPIC at power-on, restored on reset */
+	uint64_t apic_base0;            /* IA32_APIC_BASE at power-on */
 };
 
-/* How vCPUs start: the BSP (index 0) at the PVH 32-bit entry; APs wait for
- * INIT/SIPI unless all_at_entry (skiff test guests) starts them there too. */
+/* How vCPUs start: the BSP (index 0) at the PVH 32-bit entry, or with
+ * linux64 at the 64-bit Linux entry (long mode, identity page tables at
+ * `cr3`, GDT at `gdt`, %rsi = boot_params); APs wait for INIT/SIPI unless
+ * all_at_entry (skiff test guests) starts them at the PVH entry too. */
 struct vcpu_boot {
 	bool all_at_entry;
-	uint32_t entry;           /* 32-bit PVH entry */
-	uint32_t start_info;      /* %ebx */
+	bool linux64;
+	uint64_t entry;           /* 32-bit PVH entry, or the 64-bit entry */
+	uint32_t start_info;      /* PVH: %ebx; linux64: %rsi (zero page) */
+	uint32_t cr3;             /* linux64: PML4 */
+	uint32_t gdt;             /* linux64: GDT with code 0x10, data 0x18 */
 };
 
 /* Builds the CPUID table for nr_cpus vCPUs from KVM_GET_SUPPORTED_CPUID. */
@@ -56,6 +63,9 @@ struct kvm_cpuid2 *vcpu_cpuid_for(const struct kvm_cpuid2 *base, unsigned int in
 int MUST_CHECK vcpu_create(const struct vcpu_ctx *ctx, unsigned int index,
 			   const struct vcpu_boot *boot, struct vcpu **out);
 void vcpu_destroy(struct vcpu *v);
+/* Sets the boot-time register, FPU and LAPIC state (creation, and reset
+ * with the vCPU thread stopped). */
+int MUST_CHECK vcpu_reset_state(struct vcpu *v, const struct vcpu_boot *boot);
 
 /* Starts the thread (signals must already be blocked by the caller). */
 int MUST_CHECK vcpu_start(struct vcpu *v);

@@ -40,7 +40,7 @@ static void command(struct i8042 *k, uint8_t c)
 	case 0xab: set_out(k, 0x00); break;         /* keyboard interface test: ok */
 	case 0xa9: set_out(k, 0xff); break;         /* aux interface test: no aux port */
 	case 0xfe:                                  /* pulse reset line */
-		runstate_request_exit(k->rs, SKIFF_EXIT_OK, "guest reset via i8042");
+		runstate_request_exit(k->rs, SKIFF_EXIT_RESET, "guest reset via i8042");
 		break;
 	default: break; /* enable/disable ports and the rest: accepted, ignored */
 	}
@@ -54,7 +54,7 @@ static void data_write(struct i8042 *k, uint8_t v)
 		break;
 	case 0xd1:
 		if (!(v & 0x01)) /* output port bit 0 low = CPU reset */
-			runstate_request_exit(k->rs, SKIFF_EXIT_OK, "guest reset via i8042");
+			runstate_request_exit(k->rs, SKIFF_EXIT_RESET, "guest reset via i8042");
 		break;
 	default:
 		break; /* a byte for the (absent) keyboard */

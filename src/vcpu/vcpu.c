@@ -47,7 +47,7 @@ static int setup_pvh_entry(struct vcpu *v, const struct vcpu_boot *boot)
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
-	regs.rip = boot->entry;
+	regs.rip = (uint32_t)boot->entry;
 	regs.rbx = boot->start_info;
 	regs.rflags = 0x2; /* reserved bit 1 */
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
@@ -59,14 +59,159 @@ static int setup_pvh_entry(struct vcpu *v, const struct vcpu_boot *boot)
 	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
 		return -errno;
 
-	if (v->index != 0) {
-		/* An AP normally waits for INIT/SIPI; skiff test guests ask for
-		 * all vCPUs to start at the entry point instead. */
-		struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	return 0;
+}
 
-		if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+/* 64-bit Linux entry (Documentation/x86/boot.rst, "64-bit Boot Protocol"):
+ * long mode with paging on an identity map that covers the kernel, the zero
+ * page and the command line; __BOOT_CS = 0x10 64-bit code, __BOOT_DS = 0x18
+ * flat data; interrupts off; %rsi = boot_params. */
+static int setup_linux64_entry(struct vcpu *v, const struct vcpu_boot *boot)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { 0 };
+	struct kvm_fpu fpu = { 0 };
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	sregs.cs = flat_seg(0x10, 0xb);
+	sregs.cs.l = 1;
+	sregs.cs.db = 0;
+	sregs.ds = flat_seg(0x18, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.tr = (struct kvm_segment){ .limit = 0x67, .type = 0xb, .present = 1 };
+	sregs.gdt.base = boot->gdt;
+	sregs.gdt.limit = 4 * 8 - 1;
+	sregs.cr0 = 0x80000011; /* PG | ET | PE */
+	sregs.cr3 = boot->cr3;
+	sregs.cr4 = 0x20;       /* PAE */
+	sregs.efer = 0x500;     /* LME | LMA */
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+
+	regs.rip = boot->entry;
+	regs.rsi = boot->start_info;
+	regs.rflags = 0x2;
+	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Local APIC as firmware leaves it on a PC: LINT0 in ExtINT mode (the PIC's
+ * virtual wire), LINT1 delivering NMI. Linux relies on this when it checks
+ * the timer through the PIC and for NMI watchdog/IPI set-up. */
+#define APIC_LVT_LINT0 0x350
+#define APIC_LVT_LINT1 0x360
+#define APIC_MODE_NMI (4u << 8)
+#define APIC_MODE_EXTINT (7u << 8)
+
+static int setup_lapic(struct vcpu *v)
+{
+	struct kvm_lapic_state la;
+	uint32_t lint0, lint1;
+
+	if (ioctl(v->fd, KVM_GET_LAPIC, &la) < 0)
+		return -errno;
+	memcpy(&lint0, la.regs + APIC_LVT_LINT0, 4);
+	memcpy(&lint1, la.regs + APIC_LVT_LINT1, 4);
+	/* Only the BSP takes the PIC's virtual wire; APs keep LINT0 masked. */
+	if (v->index == 0)
+		lint0 = (lint0 & ~0x700u & ~(1u << 16)) | APIC_MODE_EXTINT;
+	lint1 = (lint1 & ~0x700u & ~(1u << 16)) | APIC_MODE_NMI;
+	memcpy(la.regs + APIC_LVT_LINT0, &lint0, 4);
+	memcpy(la.regs + APIC_LVT_LINT1, &lint1, 4);
+	if (ioctl(v->fd, KVM_SET_LAPIC, &la) < 0)
+		return -errno;
+	return 0;
+}
+
+/* KVM paravirtual MSRs that make KVM write into guest memory (kvmclock,
+ * steal time, async PF, PV EOI): zero at power-on, so a reset kernel is not
+ * scribbled on at the old kernel's addresses. */
+static const uint32_t pv_msrs[] = {
+	0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
+	0x4b564d02, /* MSR_KVM_ASYNC_PF_EN */
+	0x4b564d03, /* MSR_KVM_STEAL_TIME */
+	0x4b564d04, /* MSR_KVM_PV_EOI_EN */
+	0x12,       /* MSR_KVM_SYSTEM_TIME (old) */
+};
+
+static void clear_pv_msrs(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[ARRAY_SIZE(pv_msrs)];
+	} m;
+	unsigned int i;
+
+	memset(&m, 0, sizeof(m));
+	for (i = 0; i < ARRAY_SIZE(pv_msrs); i++)
+		m.e[i].index = pv_msrs[i];
+	m.hdr.nmsrs = ARRAY_SIZE(pv_msrs);
+	/* KVM stops at the first MSR it refuses; a host without one of
+	 * these simply never had it enabled. */
+	(void)ioctl(v->fd, KVM_SET_MSRS, &m);
+}
+
+/* KVM finishes an exit's I/O (and may skip the instruction) on the next
+ * KVM_RUN; with immediate_exit set that run executes no guest instruction
+ * (KVM API: "re-enter the guest ... with the immediate_exit field set to
+ * complete pending operations"). Called with the vCPU thread stopped. */
+static void complete_pending_exit(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	(void)ioctl(v->fd, KVM_RUN, 0); /* -EINTR by design */
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+}
+
+int vcpu_reset_state(struct vcpu *v, const struct vcpu_boot *boot)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+	struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING };
+	bool at_entry = v->index == 0 || boot->all_at_entry;
+	int ret;
+
+	if (v->lapic0) {
+		/* A reset: the vCPU has run, and its LAPIC may be in x2APIC
+		 * mode. Back to the power-on APIC base (xAPIC) first: KVM checks
+		 * the saved registers against the mode. */
+		struct kvm_sregs sregs;
+
+		complete_pending_exit(v);
+		if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 			return -errno;
+		sregs.apic_base = v->apic_base0;
+		if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0 ||
+		    ioctl(v->fd, KVM_SET_LAPIC, v->lapic0) < 0)
+			return -errno;
+	} else {
+		struct kvm_sregs sregs;
+
+		if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+			return -errno;
+		v->apic_base0 = sregs.apic_base;
+		ret = setup_lapic(v);
+		if (ret)
+			return ret;
+		v->lapic0 = malloc(sizeof(*v->lapic0));
+		if (!v->lapic0 || ioctl(v->fd, KVM_GET_LAPIC, v->lapic0) < 0)
+			return v->lapic0 ? -errno : -ENOMEM;
 	}
+	clear_pv_msrs(v);
+	(void)ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+	/* APs wait for INIT/SIPI: an INIT resets their registers in KVM. */
+	if (at_entry)
+		mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+		return -errno;
+	if (boot->linux64 && v->index == 0)
+		return setup_linux64_entry(v, boot);
+	if (at_entry)
+		return setup_pvh_entry(v, boot);
 	return 0;
 }
 
@@ -105,17 +250,16 @@ int vcpu_create(const struct vcpu_ctx *ctx, unsigned int index, const struct vcp
 	}
 	free(cpuid);
 	cpuid = NULL;
-	if (index == 0 || boot->all_at_entry) {
-		ret = setup_pvh_entry(v, boot);
-		if (ret)
-			goto err_unmap;
-	}
+	ret = vcpu_reset_state(v, boot);
+	if (ret)
+		goto err_unmap;
 	*out = v;
 	return 0;
 
 err_cpuid:
 	free(cpuid);
 err_unmap:
+	free(v->lapic0);
 	munmap(v->run, (size_t)ctx->run_size);
 err_close:
 	close(v->fd);
@@ -130,6 +274,7 @@ void vcpu_destroy(struct vcpu *v)
 		return;
 	munmap(v->run, (size_t)v->ctx->run_size);
 	close(v->fd);
+	free(v->lapic0);
 	free(v);
 }
 
@@ -213,7 +358,7 @@ static void handle_system_event(struct vcpu *v)
 		runstate_request_exit(v->ctx->rs, SKIFF_EXIT_OK, "guest powered off");
 		break;
 	case KVM_SYSTEM_EVENT_RESET:
-		runstate_request_exit(v->ctx->rs, SKIFF_EXIT_OK, "guest reset");
+		runstate_request_exit(v->ctx->rs, SKIFF_EXIT_RESET, "guest reset");
 		break;
 	default:
 		guest_fault(v, "guest crashed (KVM system event)");

@@ -82,6 +82,12 @@ static int scan_notes(const uint8_t *img, size_t len, const struct phdr *ph,
 			}
 			ki->entry = rd32(img + desc);
 			*have_entry = true;
+		} else if (namesz == 4 && !memcmp(img + name, "Xen", 4) &&
+			   type == XEN_ELFNOTE_GUEST_OS && descsz >= 5 &&
+			   !memcmp(img + desc, "linux", 5)) {
+			ki->is_linux = true;
+		} else if (namesz == 6 && !memcmp(img + name, "Linux", 6)) {
+			ki->is_linux = true;
 		} else if (namesz == sizeof(SKIFF_NOTE_NAME) &&
 			   !memcmp(img + name, SKIFF_NOTE_NAME, sizeof(SKIFF_NOTE_NAME)) &&
 			   type == SKIFF_NOTE_TEST_GUEST && descsz >= 4) {
@@ -98,8 +104,7 @@ static int check_header(const uint8_t *img, size_t len, bool *is64, char *err, s
 	uint16_t type, machine;
 
 	if (len < EI_NIDENT || memcmp(img, ELFMAG, SELFMAG)) {
-		snprintf(err, errlen, "not an ELF file (bzImage and 64-bit vmlinux boot is not supported yet; "
-			 "use a kernel with a PVH entry note)");
+		snprintf(err, errlen, "not an ELF file");
 		return -ENOEXEC;
 	}
 	if (img[EI_CLASS] != ELFCLASS64 && img[EI_CLASS] != ELFCLASS32) {
@@ -128,8 +133,10 @@ static int check_header(const uint8_t *img, size_t len, bool *is64, char *err, s
 	return 0;
 }
 
-int loader_elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
-		    struct kernel_info *ki, char *err, size_t errlen)
+/* need_pvh false: an ELF64 without a PVH note is accepted for the 64-bit
+ * Linux entry (ki->pvh false, ki->entry = e_entry). */
+static int elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
+		    struct kernel_info *ki, bool need_pvh, char *err, size_t errlen)
 {
 	uint64_t phoff;
 	uint16_t phentsize, phnum, i;
@@ -193,13 +200,22 @@ int loader_elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
 		snprintf(err, errlen, "ELF file has no loadable segment");
 		return -EINVAL;
 	}
-	if (!have_entry) {
-		snprintf(err, errlen, "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
-			 "64-bit vmlinux and bzImage boot is not supported yet");
+	if (!have_entry && (need_pvh || !is64)) {
+		snprintf(err, errlen, "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)%s",
+			 is64 ? "" : " and a 32-bit ELF cannot use the 64-bit Linux entry");
 		return -ENOEXEC;
 	}
+	if (!have_entry && !ki->is_linux) {
+		snprintf(err, errlen, "not a kernel: an ELF executable with neither a PVH entry note "
+			 "nor Linux's ELF notes");
+		return -ENOEXEC;
+	}
+	ki->pvh = have_entry;
+	if (!have_entry)
+		ki->entry = rd64(img + offsetof(Elf64_Ehdr, e_entry));
 	if (!mem_is_ram(m, ki->entry, 1) || ki->entry < BOOT_KERNEL_MIN_GPA) {
-		snprintf(err, errlen, "PVH entry 0x%llx is not inside the loaded kernel's RAM",
+		snprintf(err, errlen, "%s entry 0x%llx is not inside the loaded kernel's RAM",
+			 have_entry ? "PVH" : "ELF",
 			 (unsigned long long)ki->entry);
 		return -ERANGE;
 	}
@@ -218,6 +234,18 @@ int loader_elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
 		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
 	}
 	return 0;
+}
+
+int loader_elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
+		    struct kernel_info *ki, char *err, size_t errlen)
+{
+	return elf_load(m, img, len, ki, true, err, errlen);
+}
+
+int loader_elf_load_any(struct guest_mem *m, const uint8_t *img, size_t len,
+			struct kernel_info *ki, char *err, size_t errlen)
+{
+	return elf_load(m, img, len, ki, false, err, errlen);
 }
 
 int loader_place_initrd(struct guest_mem *m, const struct kernel_info *ki,

@@ -18,6 +18,18 @@ int runstate_init(struct runstate *rs)
 	return rs->wake_fd < 0 ? -errno : 0;
 }
 
+void runstate_rearm(struct runstate *rs)
+{
+	uint64_t v;
+
+	if (read(rs->wake_fd, &v, sizeof(v)) < 0) {
+		/* nothing pending: fine */
+	}
+	rs->exit_status = 0;
+	rs->reason[0] = '\0';
+	atomic_store_explicit(&rs->exit_requested, false, memory_order_release);
+}
+
 void runstate_fini(struct runstate *rs)
 {
 	if (rs->wake_fd >= 0)

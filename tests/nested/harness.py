@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Nested SVM test host: boots the Debian cloud kernel under QEMU TCG with
+SVM and nested paging, loads kvm_amd inside it, and runs one test case of
+tests/nested/host-tests.sh there: skiff on real KVM-on-SVM booting the stock
+Debian kernel as its guest.
+
+Usage: harness.py CASE
+Environment: SKIFF (the binary), SRC (source root), ASSETS (cache folder).
+Exit 0 pass, 1 fail, 77 skipped (no QEMU, no network for the assets and
+nothing cached).
+Cases named pvm-* run on this machine instead (see run_local).
+SKIFF_EXTRA (no spaces) is passed to the host as skiff.extra= for ad-hoc
+debugging cases; BENCH_RUNS sets the runs of the `bench` case.
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def fetch_assets(src, assets):
+    r = subprocess.run([os.path.join(src, 'scripts', 'fetch-guest-assets.sh'), assets],
+                       capture_output=True, text=True)
+    sys.stderr.write(r.stderr)
+    if r.returncode == 3:
+        log('SKIP: guest assets cannot be fetched (no network?)')
+        sys.exit(SKIP)
+    if r.returncode != 0:
+        log('FAIL: fetch-guest-assets.sh failed')
+        sys.exit(1)
+
+
+def strip_pvh_note(src, dst):
+    """Copy of an ELF vmlinux whose Xen PHYS32_ENTRY note is renumbered, so
+    skiff takes the 64-bit Linux entry instead of PVH."""
+    img = bytearray(open(src, 'rb').read())
+    phoff, = struct.unpack_from('<Q', img, 0x20)
+    phentsize, phnum = struct.unpack_from('<HH', img, 0x36)
+    done = False
+    for i in range(phnum):
+        p = phoff + i * phentsize
+        ptype, = struct.unpack_from('<I', img, p)
+        if ptype != 4:  # PT_NOTE
+            continue
+        off, = struct.unpack_from('<Q', img, p + 8)
+        size, = struct.unpack_from('<Q', img, p + 32)
+        pos, end = off, off + size
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from('<III', img, pos)
+            name = bytes(img[pos + 12:pos + 12 + namesz])
+            if name == b'Xen\0' and ntype == 18:
+                struct.pack_into('<I', img, pos + 8, 0xfff0)
+                done = True
+            pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    if not done:
+        raise SystemExit('vmlinux has no PVH note to strip')
+    open(dst, 'wb').write(img)
+
+
+def shared_libs(binary):
+    """The shared objects (and the dynamic loader) `ldd` lists."""
+    out = subprocess.run(['ldd', binary], capture_output=True, text=True).stdout
+    libs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if '=>' in parts and len(parts) >= 3 and parts[2].startswith('/'):
+            libs.append(parts[2])
+        elif parts and parts[0].startswith('/'):
+            libs.append(parts[0])
+    return libs
+
+
+def build_host_initramfs(skiff, assets, work, with_qemu=False):
+    root = os.path.join(work, 'root')
+    kver = open(os.path.join(assets, 'kver')).read().strip()
+    for d in ('bin', 'dev', 'proc', 'sys', 'tmp', 'skiff/lib', 'assets', 'tests',
+              f'lib/modules/{kver}'):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy('/bin/busybox', os.path.join(root, 'bin/busybox'))
+    os.symlink('busybox', os.path.join(root, 'bin/sh'))
+    shutil.copy(os.path.join(HERE, 'host-init'), os.path.join(root, 'init'))
+    os.chmod(os.path.join(root, 'init'), 0o755)
+    shutil.copy(os.path.join(HERE, 'host-tests.sh'), os.path.join(root, 'tests/host-tests.sh'))
+    shutil.copy(skiff, os.path.join(root, 'skiff/skiff'))
+    for lib in shared_libs(skiff):
+        dst = os.path.join(root, lib.lstrip('/'))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(lib, dst)
+        shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
+    mods = os.path.join(assets, 'modules/lib/modules', kver)
+    for m in ('kernel/virt/lib/irqbypass.ko', 'kernel/arch/x86/kvm/kvm.ko',
+              'kernel/arch/x86/kvm/kvm-amd.ko'):
+        dst = os.path.join(root, 'lib/modules', kver, m)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(os.path.join(mods, m), dst)
+    subprocess.run(['/bin/busybox', 'depmod', '-b', root, kver], check=True)
+    for f in ('bzImage', 'vmlinux', 'initramfs.cpio.gz'):
+        os.link(os.path.join(assets, f), os.path.join(root, 'assets', f)) \
+            if os.stat(assets).st_dev == os.stat(root).st_dev else \
+            shutil.copy(os.path.join(assets, f), os.path.join(root, 'assets', f))
+    if with_qemu:
+        qemu = shutil.which('qemu-system-x86_64')
+        os.makedirs(os.path.join(root, 'qemu'), exist_ok=True)
+        shutil.copy(qemu, os.path.join(root, 'bin/qemu-system-x86_64'))
+        for lib in shared_libs(qemu):
+            dst = os.path.join(root, lib.lstrip('/'))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(lib, dst)
+            shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
+        for f in ('bios-microvm.bin', 'qboot.rom', 'pvh.bin', 'linuxboot_dma.bin'):
+            shutil.copy(os.path.join('/usr/share/qemu', f), os.path.join(root, 'qemu', f))
+    strip_pvh_note(os.path.join(assets, 'vmlinux'), os.path.join(root, 'assets/vmlinux-nopvh'))
+    os.rename(os.path.join(root, 'assets/vmlinux'), os.path.join(root, 'assets/vmlinux-pvh'))
+    cpio = os.path.join(work, 'host.cpio')
+    with open(cpio, 'wb') as out:
+        files = subprocess.run(['find', '.'], cwd=root, capture_output=True, check=True).stdout
+        subprocess.run(['cpio', '-o', '-H', 'newc', '--quiet', '-R', '0:0'], cwd=root,
+                       input=files, stdout=out, check=True)
+    return cpio
+
+
+def run_nested(case, skiff, assets):
+    if not shutil.which('qemu-system-x86_64'):
+        log('SKIP: qemu-system-x86_64 is not installed')
+        return SKIP
+    with tempfile.TemporaryDirectory(prefix='skiff-nested-', dir=os.path.dirname(assets)) as work:
+        cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench')
+        cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
+               '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
+               '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,
+               '-append', f'console=ttyS0 quiet panic=-1 skiff.nested={case} '
+               f'skiff.runs={int(os.environ.get("BENCH_RUNS", "5"))} '
+               f'skiff.extra={os.environ.get("SKIFF_EXTRA", "")}']
+        t0 = time.monotonic()
+        logpath = os.path.join(os.path.dirname(assets), 'nested-logs', case + os.environ.get('SKIFF_EXTRA', '') + '.log')
+        os.makedirs(os.path.dirname(logpath), exist_ok=True)
+        # QEMU's console goes to a log file as it comes, so a hung run can
+        # be watched; it is killed (never left behind) on timeout.
+        with open(logpath, 'wb') as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            try:
+                proc.wait(timeout=540)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                log(open(logpath, errors='replace').read())
+                log('FAIL: the nested host did not finish in 540 s')
+                return 1
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        out = open(logpath, errors='replace').read()
+    log(f'nested run: {time.monotonic() - t0:.1f} s')
+    runs = [line.split() for line in out.splitlines() if line.startswith('BENCH-RUN')]
+    if runs:
+        sk = sorted(float(r[3]) for r in runs)
+        qe = sorted(float(r[5]) for r in runs)
+        med = lambda v: v[len(v) // 2]
+        log(f'boot to /init and power-off, median of {len(runs)} alternated runs in the nested host: '
+            f'skiff {med(sk):.2f} s, QEMU microvm {med(qe):.2f} s, ratio QEMU/skiff {med(qe) / med(sk):.2f}')
+    for line in out.splitlines():
+        if line.startswith('NESTED-RESULT: PASS'):
+            return 0
+        if line.startswith('NESTED-RESULT: FAIL'):
+            return 1
+    log('FAIL: no NESTED-RESULT line')
+    return 1
+
+
+def run_local(case, skiff, assets):
+    """pvm-refuses: on a PVM host, skiff must refuse a stock kernel at once."""
+    try:
+        info = subprocess.run([skiff, 'host-info'], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return 1
+    if 'PVM' not in info.stdout:
+        log('SKIP: this host is not PVM')
+        return SKIP
+    for kernel in ('bzImage', 'vmlinux'):
+        r = subprocess.run([skiff, 'run', '--kernel', os.path.join(assets, kernel),
+                            '--initrd', os.path.join(assets, 'initramfs.cpio.gz'),
+                            '--serial', 'none'],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        log(r.stderr)
+        if r.returncode != 2 or 'PVM' not in r.stderr or 'unmodified' not in r.stderr:
+            log(f'FAIL: {kernel}: status {r.returncode}, expected 2 with a PVM message')
+            return 1
+    return 0
+
+
+def main():
+    case = sys.argv[1]
+    skiff = os.environ['SKIFF']
+    src = os.environ.get('SRC', os.path.dirname(os.path.dirname(HERE)))
+    assets = os.environ['ASSETS']
+    fetch_assets(src, assets)
+    if case.startswith('pvm-'):
+        if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+            log('SKIP: no /dev/kvm')
+            return SKIP
+        return run_local(case, skiff, assets)
+    return run_nested(case, skiff, assets)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

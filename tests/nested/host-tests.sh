@@ -1,0 +1,154 @@
+#!/bin/sh
+# Runs inside the nested test host (real KVM on SVM). One case per run,
+# named by $1. Prints exactly one "NESTED-RESULT: PASS" or
+# "NESTED-RESULT: FAIL: why" line; skiff's output follows on the console.
+A=/assets
+RD=$A/initramfs.cpio.gz
+OUT=/tmp/out
+CON="console=ttyS0 panic=-1"
+SKIFF_TIMEOUT=${SKIFF_TIMEOUT:-120}
+
+fail() { echo "--- skiff output:"; cat $OUT; echo "NESTED-RESULT: FAIL: $*"; exit 0; }
+pass() { echo "--- skiff output:"; cat $OUT; echo "NESTED-RESULT: PASS"; exit 0; }
+has() { grep -q "$1" $OUT; }
+
+# run TIMEOUT ARGS...: runs skiff with stdin from /dev/null, output in $OUT,
+# status in $rc.
+run() {
+	t=$1; shift
+	timeout -s KILL "$t" skiff run "$@" </dev/null >$OUT.raw 2>&1
+	rc=$?
+	tr -d '\r' <$OUT.raw >$OUT
+}
+
+# boot KERNEL TEST: boots the guest to /init, which powers off.
+boot_to_init() {
+	run 120 --kernel "$1" --initrd $RD --cmdline "$CON skiff.test=poweroff" --memory 256M
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has "SKIFF-INIT-REACHED test=poweroff" || fail "no /init marker"
+	pass
+}
+
+# wait_for PATTERN SECONDS: polls $OUT.
+wait_for() {
+	i=0
+	while [ $i -lt $(($2 * 10)) ]; do
+		has "$1" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+case "$1" in
+boot-bzimage) boot_to_init $A/bzImage ;;
+boot-vmlinux) boot_to_init $A/vmlinux-nopvh ;;
+boot-pvh) boot_to_init $A/vmlinux-pvh ;;
+smp-memory-cmdline)
+	run 180 --kernel $A/bzImage --initrd $RD --cpus 4 --memory 1G \
+		--cmdline "$CON skiff.test=info skiff.marker=a_b-c=d,\"q\""
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has "SKIFF-CPUS-ONLINE=0-3$" || fail "the guest does not see 4 online CPUs"
+	has "SKIFF-NPROC=4$" || fail "/proc/cpuinfo does not list 4 CPUs"
+	kb=$(sed -n 's/^SKIFF-MEMTOTAL-KB=\([0-9]*\).*/\1/p' $OUT)
+	# 1 GiB minus the kernel's own reservations: between 900 MiB and 1 GiB.
+	[ -n "$kb" ] && [ "$kb" -gt 921600 ] && [ "$kb" -le 1048576 ] || fail "MemTotal ${kb} kB not in (900 MiB, 1 GiB]"
+	has "SKIFF-CMDLINE=.*skiff.marker=a_b-c=d,\"q\"" || fail "command line did not arrive intact"
+	has "SKIFF-ACPI=.*MCFG" || fail "no MCFG table"
+	pass ;;
+serial-input)
+	rm -f /tmp/in; mkfifo /tmp/in
+	: >$OUT
+	timeout -s KILL 120 skiff run --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=shell" \
+		</tmp/in >$OUT 2>&1 &
+	pid=$!
+	exec 3>/tmp/in
+	wait_for SKIFF-READY 100 || { kill -9 $pid; fail "guest shell never became ready"; }
+	echo 'echo SKIFF-ANSWER-$((6*7))' >&3
+	wait $pid; rc=$?
+	exec 3>&-
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has SKIFF-ANSWER-42 || fail "the answer did not come back"
+	pass ;;
+reboot)
+	: >$OUT
+	timeout -s KILL 200 skiff run --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=reboot" --cpus 2 \
+		</dev/null >$OUT 2>&1 &
+	pid=$!
+	i=0
+	n=0
+	while [ "$n" -lt 2 ] && [ $i -lt 1500 ]; do
+		sleep 0.1
+		i=$((i + 1))
+		n=$(grep -c SKIFF-INIT-REACHED $OUT)
+	done
+	r=$(grep -c ': rebooting' $OUT)
+	kill -TERM $pid 2>/dev/null; wait $pid
+	[ "$n" -ge 2 ] || fail "the guest did not boot again after reboot ($n boots)"
+	# One guest reboot is one reset: a second one means the first warm
+	# boot failed early (stale vCPU state).
+	[ "$r" -eq 1 ] || fail "$r resets before the second boot, expected 1"
+	pass ;;
+no-reboot)
+	run 120 --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=reboot" --no-reboot
+	[ $rc -eq 6 ] || fail "exit status $rc, expected 6 (guest reset with --no-reboot)"
+	[ $(grep -c SKIFF-INIT-REACHED $OUT) -eq 1 ] || fail "expected exactly one boot"
+	pass ;;
+power-button)
+	: >$OUT
+	timeout -s KILL 150 skiff run --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=powerbtn" \
+		--api-socket /tmp/api </dev/null >$OUT 2>&1 &
+	pid=$!
+	wait_for SKIFF-WAITING-FOR-BUTTON 120 || { kill -9 $pid; fail "guest never got ready"; }
+	skiff ctl /tmp/api system_powerdown || { kill -9 $pid; fail "skiff ctl system_powerdown failed"; }
+	wait $pid; rc=$?
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has SKIFF-POWER-BUTTON || fail "the guest did not see the power button"
+	pass ;;
+poweroff-status)
+	run 120 --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=info"
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has "guest powered off" || fail "skiff did not report a power-off"
+	pass ;;
+panic)
+	# Guest panics with panic=-1 → reboot → with --no-reboot exit 6.
+	run 120 --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=panic" --no-reboot
+	[ $rc -eq 6 ] || fail "exit status $rc"
+	pass ;;
+bad-input)
+	head -c 300000 $A/bzImage > /tmp/trunc
+	run 20 --kernel /tmp/trunc
+	[ $rc -eq 2 ] && has "truncated" || fail "truncated bzImage: status $rc"
+	head -c 130000000 /dev/zero > /tmp/big
+	run 20 --kernel $A/bzImage --initrd /tmp/big --memory 96M
+	[ $rc -eq 2 ] && has "initrd.*larger than guest RAM" || fail "initrd larger than RAM: status $rc"
+	rm -f /tmp/big
+	run 20 --kernel $A/bzImage --memory 32M
+	[ $rc -eq 2 ] && has "raise --memory" || fail "bzImage larger than RAM: status $rc"
+	run 20 --kernel /bin/busybox
+	[ $rc -eq 2 ] && has "not a kernel" || fail "non-kernel file: status $rc"
+	pass ;;
+bench)
+	# Boot-to-init-and-off, skiff vs QEMU microvm, same PVH vmlinux and
+	# initramfs, alternated. /proc/uptime has 10 ms resolution; a run is
+	# seconds long here.
+	n=$(sed -n 's/.*skiff\.runs=\([0-9]*\).*/\1/p' /proc/cmdline)
+	n=${n:-5}
+	i=0
+	while [ $i -lt $n ]; do
+		t0=$(cut -d' ' -f1 /proc/uptime)
+		timeout -s KILL 300 skiff run --kernel $A/vmlinux-pvh --initrd $RD \
+			--cmdline "$CON skiff.test=poweroff" --memory 256M </dev/null >$OUT 2>&1
+		t1=$(cut -d' ' -f1 /proc/uptime)
+		has SKIFF-INIT-REACHED || fail "skiff run $i did not reach /init"
+		timeout -s KILL 300 qemu-system-x86_64 -L /qemu -M microvm -enable-kvm -cpu host \
+			-m 256M -smp 1 -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
+			-kernel $A/vmlinux-pvh -initrd $RD -append "$CON skiff.test=poweroff" </dev/null >$OUT 2>&1
+		t2=$(cut -d' ' -f1 /proc/uptime)
+		has SKIFF-INIT-REACHED || fail "qemu run $i did not reach /init"
+		echo "BENCH-RUN $i skiff $(awk "BEGIN{print $t1-$t0}") qemu $(awk "BEGIN{print $t2-$t1}")"
+		i=$((i + 1))
+	done
+	pass ;;
+*) echo "NESTED-RESULT: FAIL: unknown case $1" ;;
+esac
