@@ -17,6 +17,21 @@
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
+/* --disk path=IMG[,readonly=on][,serial=ID][,direct=on][,queues=N][,poll=US] */
+#define CONFIG_MAX_DISKS 8
+#define CONFIG_DISK_SERIAL_MAX 20   /* virtio-blk GET_ID bytes */
+#define CONFIG_DISK_MAX_QUEUES 8
+#define CONFIG_DISK_MAX_POLL_US 1000
+#define CONFIG_DISK_DEFAULT_POLL_US 50
+struct config_disk {
+	char path[4096];
+	char serial[CONFIG_DISK_SERIAL_MAX + 1]; /* "" : none */
+	bool readonly;
+	bool direct;             /* O_DIRECT */
+	unsigned int queues;     /* 1..CONFIG_DISK_MAX_QUEUES */
+	unsigned int poll_us;    /* I/O thread busy-poll window, 0..CONFIG_DISK_MAX_POLL_US */
+};
+
 struct config {
 	const char *kernel;      /* NULL: the embedded demo guest */
 	const char *initrd;
@@ -28,6 +43,11 @@ struct config {
 	int debug_exit_port;     /* -1: none */
 	unsigned int debug_exit_size; /* ports: 1, 2 or 4 */
 	const char *kvm_path;    /* default /dev/kvm */
+	bool no_reboot;          /* a guest reset ends skiff (status 6) */
+	const char *api_socket;  /* control socket path, NULL: none */
+	struct config_disk disks[CONFIG_MAX_DISKS];
+	unsigned int nr_disks;
+	bool rng;                /* --rng: a virtio-rng device */
 };
 
 enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };
@@ -37,5 +57,7 @@ enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };
 enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 				    char *err, size_t errlen);
 void config_print_run_help(FILE *out);
+/* One --disk value (config_disk.c); appends to cfg->disks. */
+int MUST_CHECK config_parse_disk(const char *arg, struct config *cfg, char *err, size_t errlen);
 
 #endif

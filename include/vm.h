@@ -7,15 +7,20 @@
 
 #include <stddef.h>
 
+#include "acpi_ged.h"
+#include "boot.h"
 #include "bus.h"
 #include "config.h"
+#include "control.h"
 #include "devices.h"
 #include "event.h"
 #include "kvm_host.h"
 #include "loader.h"
 #include "mem.h"
+#include "pci.h"
 #include "runstate.h"
 #include "vcpu.h"
+#include "virtio.h"
 
 /* KVM_GET_SUPPORTED_CPUID, fetched on a helper thread during the build. */
 struct cpuid_fetch {
@@ -41,6 +46,14 @@ struct vm {
 	struct serial *serial;
 	struct debug_exit *debug_exit;
 	struct i8042 *i8042;
+	struct acpi_ged *ged;     /* ACPI sleep/reset registers, power button */
+	struct boot_image boot;   /* boot protocol of the loaded kernel */
+	struct kvm_irqchip chip0[3];     /* irqchip at power-on, for reset */
+	struct kvm_pit_state2 pit0;
+	struct pci_host *pci;     /* NULL without PCI devices */
+	struct virtio_dev *disks[CONFIG_MAX_DISKS];
+	unsigned int nr_disks;
+	struct virtio_dev *rng;
 	struct kernel_info kernel;
 	struct cpuid_fetch cpuid_fetch;
 	struct vcpu_ctx vcpu_ctx;
@@ -51,6 +64,7 @@ struct vm {
 	bool term_raw;            /* stdin is a terminal in raw mode */
 	bool escape;              /* Ctrl-A seen: next byte is a console command */
 	bool paused;              /* all vCPUs parked by vm_pause() */
+	struct control *control;  /* control socket server (always exists) */
 };
 
 /* Main thread, while vm_run's vCPU threads exist: parks every vCPU outside

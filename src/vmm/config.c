@@ -9,7 +9,8 @@
 
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-	OPT_SERIAL, OPT_DEBUG_EXIT, OPT_KVM_DEVICE, OPT_HELP,
+	OPT_SERIAL, OPT_DEBUG_EXIT, OPT_KVM_DEVICE, OPT_HELP, OPT_NO_REBOOT,
+	OPT_API_SOCKET, OPT_DISK, OPT_RNG,
 };
 
 static const struct option run_options[] = {
@@ -22,6 +23,10 @@ static const struct option run_options[] = {
 	{ "debug-exit", required_argument, NULL, OPT_DEBUG_EXIT },
 	{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -33,9 +38,10 @@ void config_print_run_help(FILE *out)
 		"Boots a guest. With no --kernel, boots the demo guest built into skiff.\n"
 		"\n"
 		"Options:\n"
-		"  --kernel PATH         kernel to boot: an ELF (32- or 64-bit) with a Xen PVH\n"
-		"                        entry note (skiff test guests, Linux vmlinux with PVH)\n"
-		"  --initrd PATH         initial ramdisk, passed as the first PVH module\n"
+		"  --kernel PATH         kernel to boot: a Linux bzImage, an ELF with a Xen PVH\n"
+		"                        entry note (skiff test guests, vmlinux with PVH), or a\n"
+		"                        64-bit vmlinux (64-bit Linux boot protocol)\n"
+		"  --initrd PATH         initial ramdisk\n"
 		"  --cmdline STR         kernel command line (at most %d bytes)\n"
 		"  --memory SIZE         guest RAM, e.g. 512M, 4G (default 256M; K/M/G/T are\n"
 		"                        powers of 1024; from 2M up to 16T). RAM is allocated\n"
@@ -47,16 +53,29 @@ void config_print_run_help(FILE *out)
 		"                        (N = 1, 2 or 4 ports, default 4): a guest write of\n"
 		"                        value v ends skiff with exit status (v << 1) | 1\n"
 		"  --kvm-device PATH     KVM device node (default /dev/kvm)\n"
+		"  --no-reboot           a guest reset ends skiff with exit status 6 instead\n"
+		"                        of rebooting the guest\n"
+		"  --api-socket PATH     JSON control socket (QMP wire format, mode 0600;\n"
+		"                        see skiff ctl, docs/control.md)\n"
+		"  --disk path=IMG[,readonly=on][,serial=ID][,direct=on][,queues=N][,poll=US]\n"
+		"                        virtio-blk (PCI) on a raw image or block device;\n"
+		"                        repeatable (up to %d). serial: GET_ID string (20\n"
+		"                        bytes max); direct=on opens with O_DIRECT; queues:\n"
+		"                        1 to %d request queues (default 1); poll: the I/O\n"
+		"                        thread busy-polls US microseconds before sleeping\n"
+		"                        (default 50, 0: never)\n"
+		"  --rng                 virtio-rng (PCI), fed from the host's getrandom()\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Console: with --serial stdio on a terminal, the terminal is put in raw mode;\n"
 		"type Ctrl-A x to quit skiff, Ctrl-A Ctrl-A to send Ctrl-A to the guest.\n"
 		"\n"
-		"Exit status: 0 guest powered off or reset, or skiff stopped by SIGINT/SIGTERM;\n"
-		"2 bad command line or the VM could not be built; 4 the guest faulted (triple\n"
-		"fault, emulation failure; registers are dumped on stderr); odd values come\n"
-		"from --debug-exit.\n",
-		BOOT_CMDLINE_MAX_LEN, CONFIG_MAX_CPUS);
+		"Exit status: 0 guest powered off (or a skiff test guest reset), or skiff\n"
+		"stopped by SIGINT/SIGTERM; 2 bad command line or the VM could not be built;\n"
+		"4 the guest faulted (triple fault, emulation failure; registers are dumped\n"
+		"on stderr); 6 the guest reset with --no-reboot; odd values come from\n"
+		"--debug-exit. Without --no-reboot a Linux guest's reset reboots it.\n",
+		BOOT_CMDLINE_MAX_LEN, CONFIG_MAX_CPUS, CONFIG_MAX_DISKS, CONFIG_DISK_MAX_QUEUES);
 }
 
 static int parse_memory(const char *arg, struct config *cfg, char *err, size_t errlen)
@@ -159,6 +178,10 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 		case OPT_INITRD: cfg->initrd = optarg; break;
 		case OPT_CMDLINE: cfg->cmdline = optarg; break;
 		case OPT_KVM_DEVICE: cfg->kvm_path = optarg; break;
+		case OPT_NO_REBOOT: cfg->no_reboot = true; break;
+		case OPT_API_SOCKET: cfg->api_socket = optarg; break;
+		case OPT_DISK: ret = config_parse_disk(optarg, cfg, err, errlen); break;
+		case OPT_RNG: cfg->rng = true; break;
 		case OPT_MEMORY: ret = parse_memory(optarg, cfg, err, errlen); break;
 		case OPT_CPUS: ret = parse_cpus(optarg, cfg, err, errlen); break;
 		case OPT_SERIAL: ret = parse_serial(optarg, cfg, err, errlen); break;
@@ -170,7 +193,14 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
 			return CONFIG_ERROR;
 		default:
-			snprintf(err, errlen, "unknown option %s (see skiff run --help)", argv[optind - 1]);
+			/* For an unknown short option inside a group (-xq) glibc
+			 * has not advanced optind yet: name it through optopt.
+			 * Long options leave optopt at 0 or at their value. */
+			if (optopt > 0 && optopt < 0x100)
+				snprintf(err, errlen, "unknown option -%c (see skiff run --help)", optopt);
+			else
+				snprintf(err, errlen, "unknown option %s (see skiff run --help)",
+					 argv[optind - 1]);
 			return CONFIG_ERROR;
 		}
 		if (ret)

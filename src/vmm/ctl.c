@@ -148,23 +148,33 @@ static int ctl_recv(struct ctl_conn *c, struct json_object **out)
 	}
 }
 
+/* Sends the message and its newline in one go: skiff may act on the object
+ * (quit, say) and close the socket before a separate newline would arrive. */
 static int ctl_send(struct ctl_conn *c, struct json_object *msg)
 {
 	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(s), off = 0;
+	char *line = malloc(len + 2);
+	int ret = 0;
 
+	if (!line)
+		return -ENOMEM;
+	memcpy(line, s, len);
+	line[len++] = '\n';
 	while (off < len) {
-		ssize_t n = send(c->fd, s + off, len - off, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, line + off, len - off, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
+			ret = -errno;
 			log_err("ctl: cannot send: %s", strerror(errno));
-			return -errno;
+			break;
 		}
 		off += (size_t)n;
 	}
-	return send(c->fd, "\n", 1, MSG_NOSIGNAL) == 1 ? 0 : -EIO;
+	free(line);
+	return ret;
 }
 
 /* --- printing ---------------------------------------------------------------- */

@@ -18,6 +18,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "acpi.h"
+#include "platform.h"
 #include "log.h"
 #include "term.h"
 #include "vm.h"
@@ -74,6 +76,16 @@ static int create_irqchip(struct vm *vm, char *err, size_t errlen)
 	step = "KVM_CREATE_PIT2";
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		goto fail;
+	/* Their power-on state, for a guest reset (vm_reboot). */
+	step = "KVM_GET_IRQCHIP";
+	for (unsigned int i = 0; i < ARRAY_SIZE(vm->chip0); i++) {
+		vm->chip0[i].chip_id = i; /* PIC master, PIC slave, IOAPIC */
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &vm->chip0[i]) < 0)
+			goto fail;
+	}
+	step = "KVM_GET_PIT2";
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &vm->pit0) < 0)
+		goto fail;
 	return 0;
 fail:
 	e = errno;
@@ -117,6 +129,7 @@ static int create_devices(struct vm *vm, char *err, size_t errlen)
 {
 	const struct config *cfg = vm->cfg;
 	struct irq_line com1 = { .vm_fd = vm->vm_fd, .gsi = SERIAL_COM1_IRQ };
+	struct irq_line ged = { .vm_fd = vm->vm_fd, .gsi = GSI_ACPI_GED };
 	int ret;
 
 	vm->serial_out_fd = -1;
@@ -136,6 +149,9 @@ static int create_devices(struct vm *vm, char *err, size_t errlen)
 	ret = i8042_create(vm->pio, &vm->rs, &vm->i8042);
 	if (ret)
 		goto fail;
+	ret = acpi_ged_create(vm->mmio, vm->pio, ged, &vm->rs, &vm->ged);
+	if (ret)
+		goto fail;
 	if (cfg->debug_exit_port >= 0) {
 		ret = debug_exit_create(vm->pio, (uint16_t)cfg->debug_exit_port, cfg->debug_exit_size,
 					&vm->rs, &vm->debug_exit);
@@ -151,12 +167,123 @@ fail:
 	return ret;
 }
 
+static void virtio_stats_provider(void *opaque, struct control_stats *st)
+{
+	struct virtio_stats v;
+
+	virtio_dev_stats(opaque, &v);
+	control_stats_u64(st, "requests", v.requests);
+	control_stats_u64(st, "read-bytes", v.read_bytes);
+	control_stats_u64(st, "write-bytes", v.write_bytes);
+	control_stats_u64(st, "errors", v.errors);
+	control_stats_u64(st, "kicks", v.kicks);
+	control_stats_u64(st, "interrupts", v.interrupts);
+	control_stats_u64(st, "ring-errors", v.ring_errors);
+}
+
+/* query-block: the disk as the command line gave it (the config outlives
+ * the device, so this provider needs no unregistering). */
+static void disk_block_info(void *opaque, struct control_stats *st)
+{
+	const struct config_disk *d = opaque;
+
+	control_stats_str(st, "file", d->path);
+	control_stats_str(st, "drv", "raw");
+	control_stats_bool(st, "ro", d->readonly);
+	control_stats_bool(st, "direct", d->direct);
+	if (d->serial[0])
+		control_stats_str(st, "serial", d->serial);
+}
+
+static void virtio_needs_reset(void *opaque, const char *device, const char *reason)
+{
+	control_device_needs_reset(opaque, device, reason);
+}
+
+/* The PCI host and the virtio devices, after the platform devices. Each
+ * device starts its I/O thread here; the vCPUs start later. */
+static int create_pci(struct vm *vm, char *err, size_t errlen)
+{
+	const struct config *cfg = vm->cfg;
+	char name[32];
+	unsigned int i;
+	int ret;
+
+	if (!cfg->nr_disks && !cfg->rng)
+		return 0;
+	ret = pci_host_create(vm->vm_fd, vm->pio, vm->mmio, vm->mem, &vm->pci);
+	if (ret) {
+		snprintf(err, errlen, "cannot create the PCI host: %s", strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < cfg->nr_disks; i++) {
+		const struct config_disk *d = &cfg->disks[i];
+		struct virtio_blk_config bc = {
+			.path = d->path, .readonly = d->readonly, .direct = d->direct,
+			.serial = d->serial[0] ? d->serial : NULL, .queues = d->queues,
+			.poll_ns = d->poll_us * 1000ULL,
+		};
+
+		ret = virtio_blk_create(vm->pci, vm->mem, &bc, &vm->disks[i], err, errlen);
+		if (ret)
+			return ret;
+		vm->nr_disks++;
+		snprintf(name, sizeof(name), "virtio-blk%u", i);
+		virtio_dev_set_event(vm->disks[i], name, virtio_needs_reset, vm->control);
+		if (control_stats_register(vm->control, name, virtio_stats_provider, vm->disks[i]))
+			log_warn("%s: no room for its counters in query-stats", name);
+		if (control_block_register(vm->control, name, disk_block_info, (void *)d))
+			log_warn("%s: no room for it in query-block", name);
+	}
+	if (cfg->rng) {
+		ret = virtio_rng_create(vm->pci, vm->mem, &vm->rng, err, errlen);
+		if (ret)
+			return ret;
+		virtio_dev_set_event(vm->rng, "virtio-rng0", virtio_needs_reset, vm->control);
+		if (control_stats_register(vm->control, "virtio-rng0", virtio_stats_provider, vm->rng))
+			log_warn("virtio-rng0: no room for its counters in query-stats");
+	}
+	return 0;
+}
+
+/* Guest reboot (vCPU threads joined): virtio devices reset as if their
+ * drivers had written status 0, then PCI configuration to power-on. */
+static void reset_pci(struct vm *vm)
+{
+	unsigned int i;
+
+	if (!vm->pci)
+		return;
+	for (i = 0; i < vm->nr_disks; i++)
+		(void)virtio_dev_reset(vm->disks[i]);
+	if (vm->rng)
+		(void)virtio_dev_reset(vm->rng);
+	pci_host_reset(vm->pci);
+}
+
+/* Reverse of create_pci; the vCPU threads are gone (each device's I/O
+ * thread is stopped after its in-flight requests complete). */
+static void destroy_pci(struct vm *vm)
+{
+	unsigned int i;
+
+	if (vm->rng) {
+		control_stats_unregister(vm->control, vm->rng);
+		virtio_dev_destroy(vm->rng);
+	}
+	for (i = vm->nr_disks; i-- > 0;) {
+		control_stats_unregister(vm->control, vm->disks[i]);
+		virtio_dev_destroy(vm->disks[i]);
+	}
+	pci_host_destroy(vm->pci);
+}
+
 static int load_kernel(struct vm *vm, char *err, size_t errlen)
 {
 	const struct config *cfg = vm->cfg;
 	const uint8_t *img = skiff_demo_elf, *rd = NULL;
 	size_t len = (size_t)(skiff_demo_elf_end - skiff_demo_elf), rdlen = 0;
-	uint64_t rd_gpa = 0;
+	uint64_t rd_gpa = 0, rsdp = 0;
 	char why[256];
 	int ret;
 
@@ -168,7 +295,7 @@ static int load_kernel(struct vm *vm, char *err, size_t errlen)
 			return ret;
 		}
 	}
-	ret = loader_elf_load(vm->mem, img, len, &vm->kernel, why, sizeof(why));
+	ret = boot_load_kernel(vm->mem, img, len, &vm->kernel, &vm->boot, why, sizeof(why));
 	if (ret) {
 		snprintf(err, errlen, "%s: %s", cfg->kernel ? cfg->kernel : "demo guest", why);
 		goto out;
@@ -183,14 +310,20 @@ static int load_kernel(struct vm *vm, char *err, size_t errlen)
 			snprintf(err, errlen, "--initrd %s: %s", cfg->initrd, strerror(-ret));
 			goto out;
 		}
-		ret = loader_place_initrd(vm->mem, &vm->kernel, rd, rdlen, &rd_gpa, why, sizeof(why));
+		ret = boot_place_initrd(vm->mem, &vm->kernel, &vm->boot, rd, rdlen, &rd_gpa,
+					why, sizeof(why));
 		unmap_file(rd, rdlen);
 		if (ret) {
 			snprintf(err, errlen, "--initrd %s: %s", cfg->initrd, why);
 			goto out;
 		}
 	}
-	ret = loader_pvh_setup(vm->mem, cfg->cmdline, rd_gpa, rdlen, why, sizeof(why));
+	ret = acpi_build(vm->mem, vm->cfg->cpus, &rsdp);
+	if (ret) {
+		snprintf(err, errlen, "cannot write the ACPI tables: %s", strerror(-ret));
+		goto out;
+	}
+	ret = boot_setup(vm->mem, &vm->boot, cfg->cmdline, rd_gpa, rdlen, rsdp, why, sizeof(why));
 	if (ret)
 		snprintf(err, errlen, "%s", why);
 out:
@@ -238,17 +371,29 @@ static int finish_cpuid_fetch(struct vm *vm)
 	return vm->cpuid_fetch.ret;
 }
 
-static int create_vcpus(struct vm *vm, char *err, size_t errlen)
+/* Where and how the vCPUs start, for the loaded kernel's protocol. */
+static void vm_boot_state(const struct vm *vm, struct vcpu_boot *boot)
 {
-	struct vcpu_boot boot = {
+	bool linux64 = vm->boot.proto == BOOT_PROTO_LINUX64;
+
+	*boot = (struct vcpu_boot){
 		.all_at_entry = vm->kernel.skiff_guest &&
 				(vm->kernel.skiff_flags & SKIFF_NOTE_F_ALL_CPUS_AT_ENTRY),
-		.entry = (uint32_t)vm->kernel.entry,
-		.start_info = BOOT_START_INFO_GPA,
+		.linux64 = linux64,
+		.entry = vm->kernel.entry,
+		.start_info = linux64 ? BOOT_ZERO_PAGE_GPA : BOOT_START_INFO_GPA,
+		.cr3 = BOOT_PML4_GPA,
+		.gdt = BOOT_GDT_GPA,
 	};
+}
+
+static int create_vcpus(struct vm *vm, char *err, size_t errlen)
+{
+	struct vcpu_boot boot;
 	unsigned int i;
 	int ret;
 
+	vm_boot_state(vm, &boot);
 	if (vm->cfg->cpus > (unsigned int)vm->kvm.max_vcpus) {
 		snprintf(err, errlen, "--cpus %u is more than this host's KVM allows (%d)",
 			 vm->cfg->cpus, vm->kvm.max_vcpus);
@@ -405,6 +550,11 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 		goto fail;
 	}
 
+	/* Early: a live --api-socket is refused before any KVM work, and the
+	 * stats registry exists before the devices. */
+	ret = control_create(vm, cfg->api_socket, &vm->control, err, errlen);
+	if (ret)
+		goto fail;
 	ret = kvm_host_open(cfg->kvm_path, &vm->kvm, err, errlen);
 	if (ret)
 		goto fail;
@@ -430,9 +580,28 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	ret = create_devices(vm, err, errlen);
 	if (ret)
 		goto fail;
+	ret = create_pci(vm, err, errlen);
+	if (ret)
+		goto fail;
+	/* Port 0xCF9 (reset control) shares the PCI host's CONFIG_ADDRESS
+	 * dword when there is one. */
+	if (vm->pci) {
+		pci_host_set_cf9(vm->pci, acpi_ged_cf9_write, vm->ged);
+	} else if (acpi_ged_claim_cf9(vm->ged)) {
+		snprintf(err, errlen, "cannot register the reset control port 0xCF9");
+		ret = -EEXIST;
+		goto fail;
+	}
 	ret = load_kernel(vm, err, errlen);
 	if (ret)
 		goto fail;
+	if (vm->kvm.backend == KVM_BACKEND_PVM && vm->boot.is_linux) {
+		snprintf(err, errlen, "this host's KVM is PVM: it emulates guest ring 0 and cannot run "
+			 "unmodified kernels such as %s (it would hang); run Linux guests on a VMX or "
+			 "SVM host (see docs/linux-boot.md)", cfg->kernel);
+		ret = -ENOTSUP;
+		goto fail;
+	}
 	if (vm->kvm.backend == KVM_BACKEND_PVM && !vm->kernel.skiff_guest)
 		log_warn("this host's KVM is PVM: it emulates guest ring 0 and cannot run "
 			 "unmodified kernels; only skiff test guests run here");
@@ -442,6 +611,11 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	ret = setup_events(vm, err, errlen);
 	if (ret)
 		goto fail;
+	ret = control_start(vm->control, vm->loop);
+	if (ret) {
+		snprintf(err, errlen, "cannot serve the control socket: %s", strerror(-ret));
+		goto fail;
+	}
 	*out = vm;
 	return 0;
 fail:
@@ -454,6 +628,48 @@ static void kick_handler(int sig)
 	(void)sig; /* only there to make KVM_RUN return -EINTR */
 }
 
+/*
+ * A guest reset, with every vCPU thread joined: reload the kernel, initrd,
+ * boot information and ACPI tables (RAM keeps its other contents, as on a
+ * real warm reset), put each vCPU back into its power-on state (APs wait for
+ * INIT/SIPI, which resets their registers in KVM) and re-arm the run state.
+ */
+static int vm_reboot(struct vm *vm)
+{
+	struct vcpu_boot boot;
+	char err[256];
+	unsigned int i;
+	int ret;
+
+	reset_pci(vm);
+	/* The old kernel's IOAPIC routes (and PIC/PIT state) would deliver
+	 * stale vectors into the new kernel's early boot. */
+	for (i = 0; i < ARRAY_SIZE(vm->chip0); i++) {
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &vm->chip0[i]) < 0)
+			log_warn("reset: KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &vm->pit0) < 0)
+		log_warn("reset: KVM_SET_PIT2: %s", strerror(errno));
+	ret = load_kernel(vm, err, sizeof(err));
+	if (ret) {
+		log_err("reset: %s", err);
+		vm->rs.exit_status = SKIFF_EXIT_SETUP;
+		return ret;
+	}
+	vm_boot_state(vm, &boot);
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		ret = vcpu_reset_state(vm->vcpus[i], &boot);
+		if (ret) {
+			log_err("reset: vCPU %u: %s", i, strerror(-ret));
+			vm->rs.exit_status = SKIFF_EXIT_SETUP;
+			return ret;
+		}
+	}
+	log_info("%s: rebooting", vm->rs.reason);
+	runstate_rearm(&vm->rs);
+	return 0;
+}
+
 int vm_run(struct vm *vm)
 {
 	struct sigaction sa = { .sa_handler = kick_handler };
@@ -463,6 +679,7 @@ int vm_run(struct vm *vm)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 	if (vm->cfg->serial == SERIAL_STDIO)
 		vm->term_raw = term_raw_enter();
+again:
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		ret = vcpu_start(vm->vcpus[i]);
 		if (ret) {
@@ -487,8 +704,21 @@ int vm_run(struct vm *vm)
 		vcpu_kick(vm->vcpus[i]);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(vm->vcpus[i]);
+	if (vm->rs.exit_status == SKIFF_EXIT_RESET && !vm->cfg->no_reboot) {
+		/* skiff test guests end with a reset (the demo does): that is
+		 * their power-off. Other guests boot again. */
+		if (vm->kernel.skiff_guest) {
+			vm->rs.exit_status = SKIFF_EXIT_OK;
+		} else {
+			control_vm_reset(vm->control); /* before the re-arm clears the reason */
+			if (vm_reboot(vm) == 0)
+				goto again;
+		}
+	}
+	control_vm_ending(vm->control);
 	term_restore();
-	if (vm->rs.exit_status == SKIFF_EXIT_OK && vm->rs.reason[0])
+	if ((vm->rs.exit_status == SKIFF_EXIT_OK || vm->rs.exit_status == SKIFF_EXIT_RESET) &&
+	    vm->rs.reason[0])
 		log_info("%s", vm->rs.reason);
 	return vm->rs.exit_status;
 }
@@ -524,17 +754,16 @@ void vm_teardown_async(struct vm *vm)
 
 int vm_request_powerdown(struct vm *vm)
 {
-	/* The ACPI power button arrives with the Linux boot work (ACPI tables
-	 * and an event device); until then there is nothing to press. */
-	(void)vm;
-	return -ENOTSUP;
+	/* The guest sees the GED interrupt, runs _EVT and gets a Notify on
+	 * its power button device (PNP0C0C); what it does then is its choice. */
+	return acpi_ged_power_button(vm->ged);
 }
 
 int vm_request_reset(struct vm *vm)
 {
-	/* Resetting (reloading the kernel, vCPU reset state) arrives with the
-	 * Linux boot work; until then a reset ends the VM. */
-	runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, "reset requested");
+	/* As if the guest had reset: vm_run() reboots it (or ends with
+	 * --no-reboot). */
+	runstate_request_exit(&vm->rs, SKIFF_EXIT_RESET, "reset requested");
 	return 0;
 }
 
@@ -579,7 +808,9 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(vm->vcpus[i]);
 	free(vm->vcpus);
 	vcpu_cpuid_destroy(vm->vcpu_ctx.cpuid);
+	destroy_pci(vm);
 	debug_exit_destroy(vm->debug_exit);
+	acpi_ged_destroy(vm->ged);
 	i8042_destroy(vm->i8042);
 	serial_destroy(vm->serial);
 	if (vm->serial_out_owned)
@@ -590,6 +821,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->vm_fd);
 	mem_destroy(vm->mem);
 	kvm_host_close(&vm->kvm);
+	control_destroy(vm->control);
 	runstate_fini(&vm->rs);
 	free(vm);
 }

@@ -1,0 +1,337 @@
+/*
+ * The I/O thread shared by the block (and later net) devices: one thread,
+ * one io_uring. The thread sleeps in io_uring_submit_and_wait(); the queues'
+ * ioeventfds and a control eventfd are read through the ring (one READ in
+ * flight per eventfd, re-armed after it completes), so a guest kick, a
+ * completed disk request and a control request all wake the same wait.
+ *
+ * Thread context: ioworker_sqe/inflight run on the I/O thread only;
+ * wake/pause/resume/destroy on other threads. `lock` guards the control
+ * flags and the pause handshake (a leaf lock).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "virtio_priv.h"
+
+/* user_data values below this are eventfd sources (index + 1). */
+#define UD_SOURCES (IOWORKER_MAX_FDS + 2)
+#define UD_CTL 1
+
+struct source {
+	int fd;
+	unsigned int id;
+	uint64_t buf;     /* the READ's target */
+	bool armed;       /* a READ is in flight */
+	bool fired;       /* completed, handler not run yet */
+};
+
+struct ioworker {
+	char name[16];
+	struct io_uring ring;
+	bool ring_ok;
+	unsigned int entries;
+	const struct ioworker_ops *ops;
+	void *opaque;
+	pthread_t thread;
+	bool started;
+	struct source src[IOWORKER_MAX_FDS + 1]; /* [0] is the control eventfd */
+	unsigned int nr_src;
+	unsigned int inflight;   /* I/O thread only */
+	uint64_t poll_ns;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, pause, paused, woken;
+};
+
+static void arm(struct ioworker *w, unsigned int i)
+{
+	struct source *s = &w->src[i];
+	struct io_uring_sqe *sqe;
+
+	if (s->armed)
+		return;
+	sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe)
+			return; /* retried on the next round */
+	}
+	io_uring_prep_read(sqe, s->fd, &s->buf, sizeof(s->buf), 0);
+	io_uring_sqe_set_data64(sqe, i + 1);
+	s->armed = true;
+}
+
+struct io_uring_sqe *ioworker_sqe(struct ioworker *w, struct ioworker_op *op)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe)
+			return NULL;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	w->inflight++;
+	return sqe;
+}
+
+unsigned int ioworker_inflight(const struct ioworker *w)
+{
+	return w->inflight;
+}
+
+static void reap(struct ioworker *w)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&w->ring, head, cqe) {
+		uint64_t ud = cqe->user_data;
+
+		n++;
+		if (ud < UD_SOURCES) {
+			struct source *s = &w->src[ud - 1];
+
+			s->armed = false;
+			/* -EAGAIN/-EINTR: nothing read, re-arm; any result wakes. */
+			s->fired = true;
+		} else {
+			struct ioworker_op *op = (struct ioworker_op *)(uintptr_t)ud;
+
+			w->inflight--;
+			op->done(op, cqe->res);
+		}
+	}
+	io_uring_cq_advance(&w->ring, n);
+}
+
+/* Handles the control flags. Returns false when the thread must end. */
+static bool control(struct ioworker *w, bool *paused)
+{
+	bool woken, stop;
+
+	pthread_mutex_lock(&w->lock);
+	/* While a pause or stop is pending, wake-ups wait: the device would
+	 * pop new requests from them. */
+	woken = w->woken && !w->pause && !w->stop;
+	if (woken)
+		w->woken = false;
+	stop = w->stop;
+	if (w->pause && w->inflight == 0) {
+		w->paused = true;
+		pthread_cond_broadcast(&w->cond);
+		while (w->pause && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		w->paused = false;
+		woken = true; /* look at the queues again after a pause */
+		stop = w->stop;
+	}
+	*paused = w->pause || w->stop;
+	pthread_mutex_unlock(&w->lock);
+	if (stop && w->inflight == 0)
+		return false;
+	if (woken && !stop && w->ops->on_wake)
+		w->ops->on_wake(w->opaque);
+	return true;
+}
+
+/*
+ * Before sleeping: submit what is queued, then busy-poll the completion
+ * queue and the virtqueues for poll_ns (a sleeping thread's wake-up costs
+ * far more than a request here), then let the device re-enable guest
+ * notifications and look once more. Returns true when there is work (the
+ * caller reaps and runs the queues without sleeping).
+ */
+static bool poll_for_work(struct ioworker *w)
+{
+	uint64_t end;
+
+	io_uring_submit(&w->ring);
+	if (w->poll_ns && w->ops->poll) {
+		end = now_ns() + w->poll_ns;
+		do {
+			if (io_uring_cq_ready(&w->ring))
+				return false; /* completions: reap them (no wait) */
+			if (w->ops->poll(w->opaque))
+				return true;
+			__builtin_ia32_pause();
+		} while (now_ns() < end);
+	}
+	if (io_uring_cq_ready(&w->ring))
+		return false;
+	return w->ops->before_sleep && w->ops->before_sleep(w->opaque);
+}
+
+static void *worker_thread(void *arg)
+{
+	struct ioworker *w = arg;
+	bool paused = false;
+	unsigned int i;
+
+	pthread_setname_np(pthread_self(), w->name);
+	for (i = 0; i < w->nr_src; i++)
+		arm(w, i);
+	for (;;) {
+		bool run = false;
+		int ret;
+
+		if (!paused)
+			run = poll_for_work(w);
+		ret = run ? 0 : io_uring_submit_and_wait(&w->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			log_err("%s: io_uring_submit_and_wait: %s", w->name, strerror(-ret));
+			break;
+		}
+		reap(w);
+		if (w->src[0].fired) {
+			w->src[0].fired = false;
+		}
+		if (!control(w, &paused))
+			break;
+		for (i = 1; i < w->nr_src; i++) {
+			if (!w->src[i].fired || paused)
+				continue;
+			w->src[i].fired = false;
+			w->ops->on_fd(w->opaque, w->src[i].id);
+		}
+		if (run && !paused && w->ops->run)
+			w->ops->run(w->opaque);
+		if (w->ops->after_batch)
+			w->ops->after_batch(w->opaque);
+		for (i = 0; i < w->nr_src; i++)
+			arm(w, i);
+	}
+	return NULL;
+}
+
+int ioworker_create(const char *name, unsigned int entries, const struct ioworker_ops *ops,
+		    void *opaque, struct ioworker **out)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE };
+	struct ioworker *w;
+	int ret;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->ops = ops;
+	w->opaque = opaque;
+	w->entries = entries;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->src[0].fd = eventfd(0, EFD_CLOEXEC);
+	if (w->src[0].fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	w->nr_src = 1;
+	p.cq_entries = 2 * entries;
+	ret = io_uring_queue_init_params(entries, &w->ring, &p);
+	if (ret)
+		goto fail;
+	w->ring_ok = true;
+	*out = w;
+	return 0;
+fail:
+	ioworker_destroy(w);
+	return ret;
+}
+
+int ioworker_add_fd(struct ioworker *w, int fd, unsigned int id)
+{
+	if (w->started || w->nr_src > IOWORKER_MAX_FDS)
+		return -ENOSPC;
+	w->src[w->nr_src].fd = fd;
+	w->src[w->nr_src].id = id;
+	w->nr_src++;
+	return 0;
+}
+
+void ioworker_set_poll(struct ioworker *w, uint64_t ns)
+{
+	w->poll_ns = ns;
+}
+
+int ioworker_start(struct ioworker *w)
+{
+	int ret = pthread_create(&w->thread, NULL, worker_thread, w);
+
+	if (ret)
+		return -ret;
+	w->started = true;
+	return 0;
+}
+
+void ioworker_wake(struct ioworker *w)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&w->lock);
+	w->woken = true;
+	pthread_mutex_unlock(&w->lock);
+	if (write(w->src[0].fd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow in practice; the flag is set */
+	}
+}
+
+void ioworker_pause(struct ioworker *w)
+{
+	uint64_t one = 1;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->pause = true;
+	pthread_mutex_unlock(&w->lock);
+	if (write(w->src[0].fd, &one, sizeof(one)) < 0) {
+		/* see ioworker_wake */
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->paused && !w->stop)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void ioworker_resume(struct ioworker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->pause = false;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void ioworker_destroy(struct ioworker *w)
+{
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		if (write(w->src[0].fd, &one, sizeof(one)) < 0) {
+			/* see ioworker_wake */
+		}
+		pthread_join(w->thread, NULL);
+	}
+	if (w->ring_ok)
+		io_uring_queue_exit(&w->ring);
+	if (w->src[0].fd >= 0 && w->nr_src)
+		close(w->src[0].fd);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
