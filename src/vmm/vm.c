@@ -23,6 +23,7 @@
 #include "log.h"
 #include "term.h"
 #include "vm.h"
+#include "vm_priv.h"
 
 /* The demo guest, linked in from tests/guests by demo_blob.S. */
 extern const uint8_t skiff_demo_elf[];
@@ -33,7 +34,6 @@ extern const uint8_t skiff_demo_elf_end[];
 #define KVM_IDENTITY_MAP_GPA 0xfeffc000ULL
 #define KVM_TSS_GPA 0xfeffd000ULL
 #define KERNEL_MAX_BYTES (1ULL << 30)
-#define CTRL_A 0x01
 
 /* --- builder steps -------------------------------------------------------- */
 
@@ -423,110 +423,6 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* --- main-thread event handlers ------------------------------------------ */
-
-static void on_wake(void *opaque, uint32_t events)
-{
-	struct vm *vm = opaque;
-	uint64_t v;
-
-	if (read(vm->rs.wake_fd, &v, sizeof(v)) < 0) {
-		/* spurious wake-up: the flag is what counts */
-	}
-}
-
-static void on_signal(void *opaque, uint32_t events)
-{
-	struct vm *vm = opaque;
-	struct signalfd_siginfo si;
-	char why[64];
-
-	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	snprintf(why, sizeof(why), "terminating on signal %u", si.ssi_signo);
-	runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, why);
-}
-
-static void stdin_close(struct vm *vm)
-{
-	if (vm->stdin_open)
-		event_del(vm->loop, STDIN_FILENO);
-	vm->stdin_open = false;
-}
-
-/* Console input. In raw mode Ctrl-A is an escape: Ctrl-A x quits. */
-static void on_stdin(void *opaque, uint32_t events)
-{
-	struct vm *vm = opaque;
-	uint8_t buf[256], out[256];
-	size_t room = serial_input_room(vm->serial), n = 0, i;
-	ssize_t r;
-
-	if (room == 0) {
-		/* The guest is not draining its FIFO: stop watching stdin and
-		 * poll for room from the run loop instead of spinning. */
-		stdin_close(vm);
-		vm->stdin_paused = true;
-		return;
-	}
-	r = read(STDIN_FILENO, buf, MIN(room, sizeof(buf)));
-	if (r <= 0) {
-		if (r == 0 || (errno != EINTR && errno != EAGAIN))
-			stdin_close(vm);
-		return;
-	}
-	for (i = 0; i < (size_t)r; i++) {
-		if (vm->term_raw && vm->escape) {
-			vm->escape = false;
-			if (buf[i] == 'x' || buf[i] == 'X') {
-				runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, "quit from the console (Ctrl-A x)");
-				return;
-			}
-			if (buf[i] != CTRL_A)
-				continue;
-		} else if (vm->term_raw && buf[i] == CTRL_A) {
-			vm->escape = true;
-			continue;
-		}
-		out[n++] = buf[i];
-	}
-	serial_input(vm->serial, out, n);
-}
-
-static int setup_events(struct vm *vm, char *err, size_t errlen)
-{
-	sigset_t set;
-	int ret;
-
-	ret = event_loop_create(&vm->loop);
-	if (ret)
-		goto fail;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (vm->signal_fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	ret = event_add(vm->loop, vm->signal_fd, EPOLLIN, on_signal, vm);
-	if (ret)
-		goto fail;
-	ret = event_add(vm->loop, vm->rs.wake_fd, EPOLLIN, on_wake, vm);
-	if (ret)
-		goto fail;
-	if (vm->cfg->serial == SERIAL_STDIO) {
-		/* A regular file or /dev/null on stdin cannot be polled (EPERM):
-		 * then the guest simply gets no input. */
-		if (event_add(vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) == 0)
-			vm->stdin_open = true;
-	}
-	return 0;
-fail:
-	snprintf(err, errlen, "cannot set up the event loop: %s", strerror(-ret));
-	return ret;
-}
-
 /* --- create / run / destroy ---------------------------------------------- */
 
 int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errlen)
@@ -608,7 +504,7 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	ret = create_vcpus(vm, err, errlen);
 	if (ret)
 		goto fail;
-	ret = setup_events(vm, err, errlen);
+	ret = vm_events_setup(vm, err, errlen);
 	if (ret)
 		goto fail;
 	ret = control_start(vm->control, vm->loop);
@@ -689,11 +585,7 @@ again:
 		}
 	}
 	while (!runstate_exiting(&vm->rs)) {
-		if (vm->stdin_paused && serial_input_room(vm->serial) > 0 &&
-		    event_add(vm->loop, STDIN_FILENO, EPOLLIN, on_stdin, vm) == 0) {
-			vm->stdin_paused = false;
-			vm->stdin_open = true;
-		}
+		vm_stdin_retry(vm);
 		ret = event_loop_run_once(vm->loop, vm->stdin_paused ? 20 : -1);
 		if (ret) {
 			log_err("event loop: %s", strerror(-ret));
@@ -800,7 +692,7 @@ void vm_destroy(struct vm *vm)
 		return;
 	if (vm->cpuid_fetch.started)
 		(void)finish_cpuid_fetch(vm);
-	stdin_close(vm);
+	vm_stdin_close(vm);
 	event_loop_destroy(vm->loop);
 	if (vm->signal_fd >= 0)
 		close(vm->signal_fd);
