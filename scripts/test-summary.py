@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Prints 'N passed, N failed[, N skipped]' from a meson test log (testlog.json)."""
+"""Prints 'N passed, N failed[, N skipped]' from a meson test log.
+
+meson writes testlog.json, or testlog-<setup>.json for `meson test --setup X`;
+pass the file. A missing log counts as nothing run (0 passed, 0 failed)."""
 import json
 import sys
 

@@ -200,8 +200,19 @@ def run_local(case, skiff, assets):
     return 0
 
 
+# Cases with a known, open problem: reported as skipped (visible in the
+# summary) unless SKIFF_NESTED_ALL=1 asks to run them anyway.
+KNOWN_ISSUES = {
+    'reboot': 'warm reboot of the Debian kernel sometimes fails early and resets '
+              'again in a loop (seen under load in a CI dry run); issue 3 stays open',
+}
+
+
 def main():
     case = sys.argv[1]
+    if case in KNOWN_ISSUES and os.environ.get('SKIFF_NESTED_ALL') != '1':
+        log('SKIP: known issue: ' + KNOWN_ISSUES[case] + ' (SKIFF_NESTED_ALL=1 runs it)')
+        return SKIP
     skiff = os.environ['SKIFF']
     src = os.environ.get('SRC', os.path.dirname(os.path.dirname(HERE)))
     assets = os.environ['ASSETS']
