@@ -213,8 +213,8 @@ static int elf_load(struct guest_mem *m, const uint8_t *img, size_t len,
 	ki->pvh = have_entry;
 	if (!have_entry)
 		ki->entry = rd64(img + offsetof(Elf64_Ehdr, e_entry));
-	if (!mem_is_ram(m, ki->entry, 1) || ki->entry < BOOT_KERNEL_MIN_GPA) {
-		snprintf(err, errlen, "%s entry 0x%llx is not inside the loaded kernel's RAM",
+	if (ki->entry < ki->lowest || ki->entry >= ki->highest || !mem_is_ram(m, ki->entry, 1)) {
+		snprintf(err, errlen, "%s entry 0x%llx is not inside the kernel's loaded segments",
 			 have_entry ? "PVH" : "ELF",
 			 (unsigned long long)ki->entry);
 		return -ERANGE;

@@ -129,6 +129,25 @@ START_TEST(load_entry_note_8_bytes)
 }
 END_TEST
 
+START_TEST(load_entry_outside_segments)
+{
+	/* An entry in RAM but in no loaded segment would start the vCPU in
+	 * zeroed memory: refused. */
+	struct guest_mem *m = make_mem(RAM_SIZE);
+	struct image im;
+	struct kernel_info ki;
+	uint64_t entry = 0x800000; /* RAM, far above both segments */
+	char err[256] = "";
+
+	image_init(&im, true, false);
+	im.notes_len = put_note(im.notes, "Xen", 4, XEN_ELFNOTE_PHYS32_ENTRY, &entry, 4);
+	im.ph[1].filesz = im.notes_len;
+	ck_assert_int_eq(load(m, &im, &ki, err, sizeof(err)), -ERANGE);
+	ck_assert_ptr_nonnull(strstr(err, "entry 0x800000"));
+	mem_destroy(m);
+}
+END_TEST
+
 START_TEST(load_ignores_empty_segments)
 {
 	/* PT_LOAD with memsz 0 (and nonsense addresses) and other header types
@@ -452,6 +471,7 @@ static Suite *loader_suite(void)
 	tcase_add_test(good, load_elf32_with_skiff_note);
 	tcase_add_test(good, load_highest_includes_bss);
 	tcase_add_test(good, load_entry_note_8_bytes);
+	tcase_add_test(good, load_entry_outside_segments);
 	tcase_add_test(good, load_ignores_empty_segments);
 	tcase_add_test(good, load_high_in_ram);
 	tcase_add_test(good, load_reload_clears_bss);
