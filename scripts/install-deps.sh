@@ -12,5 +12,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential meson ninja-build pkg-config python3 \
   linux-libc-dev liburing-dev libseccomp-dev libfdt-dev libjson-c-dev check \
   acpica-tools \
-  qemu-system-x86 busybox-static cpio file gzip lz4 \
+  qemu-system-x86 busybox-static cpio file gzip lz4 e2fsprogs \
   fio >/dev/null

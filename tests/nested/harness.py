@@ -80,7 +80,26 @@ def shared_libs(binary):
     return libs
 
 
-def build_host_initramfs(skiff, assets, work, with_qemu=False):
+def add_disk_images(root, work):
+    """The virtio-blk cases' images and tools in the host's /assets and
+    /skiff: blk.img (8 MiB of random bytes), ext4.img (mkfs.ext4 -d with a
+    hello.txt holding a random token) and debugfs to read it back."""
+    with open(os.path.join(root, 'assets/blk.img'), 'wb') as f:
+        f.write(os.urandom(8 << 20))
+    content = os.path.join(work, 'ext4-content')
+    os.makedirs(content)
+    with open(os.path.join(content, 'hello.txt'), 'w') as f:
+        f.write(f'hello-{os.urandom(8).hex()}\n')
+    mkfs = shutil.which('mkfs.ext4') or '/usr/sbin/mkfs.ext4'
+    subprocess.run([mkfs, '-q', '-F', '-d', content, os.path.join(root, 'assets/ext4.img'), '4M'],
+                   check=True)
+    debugfs = shutil.which('debugfs') or '/usr/sbin/debugfs'
+    shutil.copy(debugfs, os.path.join(root, 'skiff/debugfs'))
+    for lib in shared_libs(debugfs):
+        shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
+
+
+def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False):
     root = os.path.join(work, 'root')
     kver = open(os.path.join(assets, 'kver')).read().strip()
     for d in ('bin', 'dev', 'proc', 'sys', 'tmp', 'skiff/lib', 'assets', 'tests',
@@ -119,6 +138,8 @@ def build_host_initramfs(skiff, assets, work, with_qemu=False):
             shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
         for f in ('bios-microvm.bin', 'qboot.rom', 'pvh.bin', 'linuxboot_dma.bin'):
             shutil.copy(os.path.join('/usr/share/qemu', f), os.path.join(root, 'qemu', f))
+    if with_disks:
+        add_disk_images(root, work)
     strip_pvh_note(os.path.join(assets, 'vmlinux'), os.path.join(root, 'assets/vmlinux-nopvh'))
     os.rename(os.path.join(root, 'assets/vmlinux'), os.path.join(root, 'assets/vmlinux-pvh'))
     cpio = os.path.join(work, 'host.cpio')
@@ -133,8 +154,12 @@ def run_nested(case, skiff, assets):
     if not shutil.which('qemu-system-x86_64'):
         log('SKIP: qemu-system-x86_64 is not installed')
         return SKIP
+    if case.startswith('virtio-blk-') and not (shutil.which('mkfs.ext4') or os.path.exists('/usr/sbin/mkfs.ext4')):
+        log('SKIP: e2fsprogs (mkfs.ext4, debugfs) is not installed')
+        return SKIP
     with tempfile.TemporaryDirectory(prefix='skiff-nested-', dir=os.path.dirname(assets)) as work:
-        cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench')
+        cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench',
+                                     with_disks=case.startswith('virtio-blk-'))
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,

@@ -128,6 +128,38 @@ bad-input)
 	run 20 --kernel /bin/busybox
 	[ $rc -eq 2 ] && has "not a kernel" || fail "non-kernel file: status $rc"
 	pass ;;
+virtio-blk-sha256)
+	# /assets/blk.img: 8 MiB of random bytes made by the harness.
+	want=$(sha256sum $A/blk.img | cut -d' ' -f1)
+	run 90 --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=blk-sha" --disk path=$A/blk.img
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	got=$(sed -n 's/^SKIFF-BLK-SHA256=\([0-9a-f]*\).*/\1/p' $OUT)
+	[ -n "$got" ] || fail "the guest printed no sha256 of /dev/vda"
+	[ "$got" = "$want" ] || fail "guest sha256 $got, host file $want"
+	pass ;;
+virtio-blk-ext4)
+	# /assets/ext4.img: mkfs.ext4 -d with hello.txt; debugfs is in /skiff.
+	cp $A/ext4.img /tmp/ext4.img
+	hello=$(debugfs -R 'cat /hello.txt' /tmp/ext4.img 2>/dev/null)
+	[ -n "$hello" ] || fail "debugfs cannot read hello.txt from the fresh image"
+	run 90 --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=blk-ext4" --disk path=/tmp/ext4.img
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has SKIFF-BLK-MOUNTED || fail "the guest could not mount /dev/vda"
+	has "SKIFF-BLK-HELLO=$hello$" || fail "the guest read a different hello.txt"
+	has SKIFF-BLK-UNMOUNTED || fail "the guest could not unmount /dev/vda"
+	back=$(debugfs -R 'cat /guest.txt' /tmp/ext4.img 2>/dev/null)
+	[ "$back" = "written-by-the-guest-$hello" ] || fail "guest.txt read back on the host: '$back'"
+	pass ;;
+virtio-blk-readonly)
+	cp $A/blk.img /tmp/ro.img
+	before=$(sha256sum /tmp/ro.img | cut -d' ' -f1)
+	run 90 --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=blk-ro" --disk path=/tmp/ro.img,readonly=on
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	after=$(sha256sum /tmp/ro.img | cut -d' ' -f1)
+	has "SKIFF-BLK-RO=1$" || fail "the guest does not see /dev/vda read-only"
+	has "SKIFF-BLK-WRITE=refused" || fail "the guest's write to /dev/vda was not refused"
+	[ "$before" = "$after" ] || fail "the read-only image changed"
+	pass ;;
 bench)
 	# Boot-to-init-and-off, skiff vs QEMU microvm, same PVH vmlinux and
 	# initramfs, alternated. /proc/uptime has 10 ms resolution; a run is
