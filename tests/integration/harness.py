@@ -16,17 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import SKIP, Failed, expect, need_kvm  # noqa: E402
 
 SKIFF = os.environ.get("SKIFF", "build/skiff")
 GUEST_DIR = os.environ.get("GUEST_DIR", "build/tests/guests")
-SKIP = 77
 
 EXIT_PASS, EXIT_FAIL, EXIT_EXCEPTION = 1, 3, 5   # debug-exit codes 0, 1, 2
 EXIT_OK, EXIT_SETUP, EXIT_GUEST_FAULT = 0, 2, 4   # skiff's own statuses
-
-
-class Failed(Exception):
-    pass
 
 
 def guest(name):
@@ -34,15 +31,6 @@ def guest(name):
     if not os.path.exists(path):
         raise Failed(f"guest {path} was not built")
     return path
-
-
-def need_kvm():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR)
-        os.close(fd)
-    except OSError as e:
-        print(f"SKIP: /dev/kvm cannot be opened ({e.strerror})")
-        sys.exit(SKIP)
 
 
 def run(args, timeout=60, stdin=subprocess.DEVNULL):
@@ -60,11 +48,6 @@ def run(args, timeout=60, stdin=subprocess.DEVNULL):
 def run_guest(name, extra=(), timeout=60, stdin=subprocess.DEVNULL):
     return run(["run", "--kernel", guest(name), "--debug-exit", "0xf4",
                 "--serial", "stdio"] + list(extra), timeout=timeout, stdin=stdin)
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failed(what)
 
 
 def expect_pass(status, out):

@@ -8,29 +8,13 @@ import os
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import SKIP, Failed, expect, need_kvm  # noqa: E402
 
 SKIFF = os.environ.get("SKIFF", "build/skiff")
 GUEST_DIR = os.environ.get("GUEST_DIR", "build/tests/guests")
-SKIP = 77
 EXIT_PASS = 1
 SECTORS = 2048
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failed(what)
-
-
-def need_kvm():
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-    except OSError as e:
-        print(f"SKIP: /dev/kvm cannot be opened ({e.strerror})")
-        sys.exit(SKIP)
 
 
 def pattern(n):

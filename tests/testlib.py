@@ -1,0 +1,26 @@
+"""Helpers shared by the Python test harnesses (integration, control, virtio).
+
+A case fails by raising Failed (through expect); a case that needs /dev/kvm
+and cannot open it exits 77, which meson reports as skipped.
+"""
+import os
+import sys
+
+SKIP = 77
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise Failed(what)
+
+
+def need_kvm():
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as e:
+        print(f"SKIP: /dev/kvm cannot be opened ({e.strerror})")
+        sys.exit(SKIP)
