@@ -48,6 +48,7 @@ struct config {
 	struct config_disk disks[CONFIG_MAX_DISKS];
 	unsigned int nr_disks;
 	bool rng;                /* --rng: a virtio-rng device */
+	const char *incoming;    /* --incoming URI / --restore file:PATH, NULL: boot */
 };
 
 enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };

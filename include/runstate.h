@@ -22,6 +22,7 @@ enum {
 	SKIFF_EXIT_GUEST_FAULT = 4, /* triple fault, emulation failure, failed entry */
 	SKIFF_EXIT_RESET = 6,       /* the guest reset: vm_run() reboots it, or with
 				     * --no-reboot (or for skiff test guests) ends */
+	SKIFF_EXIT_MIGRATION = 8,   /* --incoming/--restore failed; the guest never ran */
 };
 
 struct runstate {
@@ -39,6 +40,10 @@ struct runstate {
 	pthread_cond_t cond;
 	atomic_bool pause_requested;
 	unsigned int parked;
+
+	/* Auto-converge during migration: a kicked vCPU sleeps this percent
+	 * of each 10 ms period (0: off). Written by the migration thread. */
+	atomic_uint throttle_pct;
 };
 
 int MUST_CHECK runstate_init(struct runstate *rs);

@@ -17,6 +17,7 @@
 #include "kvm_host.h"
 #include "loader.h"
 #include "mem.h"
+#include "migration.h"
 #include "pci.h"
 #include "runstate.h"
 #include "vcpu.h"
@@ -65,6 +66,8 @@ struct vm {
 	bool escape;              /* Ctrl-A seen: next byte is a console command */
 	bool paused;              /* all vCPUs parked by vm_pause() */
 	struct control *control;  /* control socket server (always exists) */
+	struct migration *migration; /* outgoing/incoming migration driver */
+	bool incoming_started;    /* --incoming/--restore handed to the driver */
 };
 
 /* Main thread, while vm_run's vCPU threads exist: parks every vCPU outside
@@ -72,6 +75,10 @@ struct vm {
  * and lets them run again. Idempotent. */
 int MUST_CHECK vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Main thread: quiesce every virtio device (in-flight requests complete
+ * first) and let them run again. For migration. */
+void vm_devices_pause(struct vm *vm);
+void vm_devices_resume(struct vm *vm);
 
 /* Main thread: press the ACPI power button (-ENOTSUP without ACPI), and
  * reset the machine. */

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -408,6 +409,25 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/*
+ * Auto-converge (migration): the migration's kicker thread kicks every vCPU
+ * each 10 ms; a kicked vCPU sleeps throttle_pct of that period. The kick set
+ * immediate_exit: clear it (sequentially consistent, so the loop's next
+ * check of the pause/exit requests cannot be ordered before the clear; a
+ * pause or exit kick after the clear sets it again).
+ */
+static void vcpu_throttle(struct vcpu *v)
+{
+	unsigned int pct = atomic_load_explicit(&v->ctx->rs->throttle_pct, memory_order_relaxed);
+	struct timespec ts;
+
+	if (!pct || runstate_pause_requested(v->ctx->rs) || runstate_exiting(v->ctx->rs))
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	ts = (struct timespec){ .tv_nsec = (long)MIN(pct, 99u) * 100000L };
+	nanosleep(&ts, NULL);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -432,8 +452,10 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				vcpu_throttle(v);
 				continue;
+			}
 			char what[96];
 
 			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));

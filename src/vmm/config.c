@@ -10,7 +10,7 @@
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_SERIAL, OPT_DEBUG_EXIT, OPT_KVM_DEVICE, OPT_HELP, OPT_NO_REBOOT,
-	OPT_API_SOCKET, OPT_DISK, OPT_RNG,
+	OPT_API_SOCKET, OPT_DISK, OPT_RNG, OPT_INCOMING, OPT_RESTORE,
 };
 
 static const struct option run_options[] = {
@@ -27,6 +27,8 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -65,6 +67,10 @@ void config_print_run_help(FILE *out)
 		"                        thread busy-polls US microseconds before sleeping\n"
 		"                        (default 50, 0: never)\n"
 		"  --rng                 virtio-rng (PCI), fed from the host's getrandom()\n"
+		"  --incoming URI        receive a migrating VM instead of booting: URI is\n"
+		"                        tcp:HOST:PORT or unix:PATH; give the same VM options\n"
+		"                        as the source (see docs/migration.md)\n"
+		"  --restore file:PATH   start from a snapshot written by `migrate file:PATH`\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Console: with --serial stdio on a terminal, the terminal is put in raw mode;\n"
@@ -73,7 +79,8 @@ void config_print_run_help(FILE *out)
 		"Exit status: 0 guest powered off (or a skiff test guest reset), or skiff\n"
 		"stopped by SIGINT/SIGTERM; 2 bad command line or the VM could not be built;\n"
 		"4 the guest faulted (triple fault, emulation failure; registers are dumped\n"
-		"on stderr); 6 the guest reset with --no-reboot; odd values come from\n"
+		"on stderr); 6 the guest reset with --no-reboot; 8 --incoming/--restore\n"
+		"failed (the guest never ran); odd values come from\n"
 		"--debug-exit. Without --no-reboot a Linux guest's reset reboots it.\n",
 		BOOT_CMDLINE_MAX_LEN, CONFIG_MAX_CPUS, CONFIG_MAX_DISKS, CONFIG_DISK_MAX_QUEUES);
 }
@@ -157,6 +164,26 @@ bad:
 	return -EINVAL;
 }
 
+static int parse_incoming(bool restore, const char *arg, struct config *cfg, char *err,
+			  size_t errlen)
+{
+	bool file = !strncmp(arg, "file:", 5);
+
+	if (cfg->incoming) {
+		snprintf(err, errlen, "--incoming and --restore may be given once, not both");
+		return -EINVAL;
+	}
+	if (restore ? !file || !arg[5] :
+	    file || (strncmp(arg, "tcp:", 4) && strncmp(arg, "unix:", 5))) {
+		snprintf(err, errlen, restore ? "--restore %s: expected file:PATH" :
+			 "--incoming %s: expected tcp:HOST:PORT or unix:PATH (use --restore "
+			 "for file:)", arg);
+		return -EINVAL;
+	}
+	cfg->incoming = arg;
+	return 0;
+}
+
 enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 				    char *err, size_t errlen)
 {
@@ -182,6 +209,10 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 		case OPT_API_SOCKET: cfg->api_socket = optarg; break;
 		case OPT_DISK: ret = config_parse_disk(optarg, cfg, err, errlen); break;
 		case OPT_RNG: cfg->rng = true; break;
+		case OPT_INCOMING:
+		case OPT_RESTORE:
+			ret = parse_incoming(c == OPT_RESTORE, optarg, cfg, err, errlen);
+			break;
 		case OPT_MEMORY: ret = parse_memory(optarg, cfg, err, errlen); break;
 		case OPT_CPUS: ret = parse_cpus(optarg, cfg, err, errlen); break;
 		case OPT_SERIAL: ret = parse_serial(optarg, cfg, err, errlen); break;

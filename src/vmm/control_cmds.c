@@ -115,6 +115,11 @@ static struct json_object *cmd_stop(struct control_req *r, struct json_object *a
 	struct vm *vm = r->c->vm;
 	int ret;
 
+	if (r->c->status != VM_STATUS_AUTO) {
+		control_req_error(r, "GenericError", "cannot stop: the VM is %s",
+				  vm_status_name(r->c->status));
+		return NULL;
+	}
 	if (vm->paused)
 		return empty();
 	ret = vm_pause(vm);
@@ -316,14 +321,33 @@ static const struct control_arg caps_args[] = {
 	{ NULL, 0, false },
 };
 
+static const struct control_arg migrate_args[] = {
+	{ "uri", ARG_STRING, true },
+	{ NULL, 0, false },
+};
+
+static const struct control_arg migrate_params_args[] = {
+	{ "downtime-limit", ARG_INT, false },
+	{ "max-bandwidth", ARG_INT, false },
+	{ "auto-converge", ARG_BOOL, false },
+	{ "channels", ARG_INT, false },
+	{ "verify", ARG_BOOL, false },
+	{ NULL, 0, false },
+};
+
 /* qmp_capabilities has no fn: control.c negotiates. Sorted by name. */
 const struct control_cmd control_cmds[] = {
 	{ "cont", cmd_cont, NULL },
+	{ "migrate", control_cmd_migrate, migrate_args },
+	{ "migrate-set-parameters", control_cmd_migrate_set_parameters, migrate_params_args },
+	{ "migrate_cancel", control_cmd_migrate_cancel, NULL },
 	{ "qmp_capabilities", NULL, caps_args },
 	{ "query-block", cmd_query_block, NULL },
 	{ "query-commands", cmd_query_commands, NULL },
 	{ "query-cpus-fast", cmd_query_cpus_fast, NULL },
 	{ "query-memory-size-summary", cmd_query_memory, NULL },
+	{ "query-migrate", control_cmd_query_migrate, NULL },
+	{ "query-migrate-parameters", control_cmd_query_migrate_parameters, NULL },
 	{ "query-stats", cmd_query_stats, NULL },
 	{ "query-status", cmd_query_status, NULL },
 	{ "query-version", cmd_query_version, NULL },

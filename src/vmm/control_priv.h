@@ -95,6 +95,15 @@ struct json_object *control_shutdown_data(struct control *c);
 /* Registers the built-in providers (serial). */
 int MUST_CHECK control_cmds_register_stats(struct control *c);
 
+/* control_migrate.c: the migration commands. */
+struct json_object *control_cmd_migrate(struct control_req *r, struct json_object *args);
+struct json_object *control_cmd_migrate_cancel(struct control_req *r, struct json_object *args);
+struct json_object *control_cmd_query_migrate(struct control_req *r, struct json_object *args);
+struct json_object *control_cmd_query_migrate_parameters(struct control_req *r,
+							 struct json_object *args);
+struct json_object *control_cmd_migrate_set_parameters(struct control_req *r,
+						       struct json_object *args);
+
 /* control.c: sends msg to every negotiated client. */
 void control_broadcast(struct control *c, struct json_object *msg);
 

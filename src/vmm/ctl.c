@@ -17,20 +17,10 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "ctl_priv.h"
 #include "log.h"
 
-#define CTL_OK 0
-#define CTL_ERROR_ANSWER 1
-#define CTL_FAILED 2
 #define CTL_ID "skiff-ctl"
-
-struct ctl_conn {
-	int fd;
-	struct json_tokener *tok;
-	char buf[65536];
-	size_t len, pos;
-	int timeout_ms;           /* -1: wait forever */
-};
 
 struct ctl_opts {
 	bool json;
@@ -41,6 +31,8 @@ struct ctl_opts {
 	const char *command;
 	char **args;              /* KEY=VALUE ... */
 	int nr_args;
+	char uri_arg[4200];       /* `migrate URI`: uri=URI */
+	bool migrate_follow;      /* `migrate URI`: follow it to the end */
 };
 
 static void ctl_help(FILE *out)
@@ -49,6 +41,7 @@ static void ctl_help(FILE *out)
 		"Usage: skiff ctl [OPTIONS] SOCKET COMMAND [KEY=VALUE ...]\n"
 		"       skiff ctl [OPTIONS] SOCKET --json '{\"execute\": ..., \"arguments\": ...}'\n"
 		"       skiff ctl [OPTIONS] SOCKET events [--count N]\n"
+		"       skiff ctl [OPTIONS] SOCKET migrate URI\n"
 		"\n"
 		"Sends one command to the control socket of a running skiff (skiff run\n"
 		"--api-socket SOCKET) and prints the answer; `events` prints the events\n"
@@ -57,6 +50,12 @@ static void ctl_help(FILE *out)
 		"\n"
 		"Arguments: KEY=VALUE gives an integer, true/false, or else a string;\n"
 		"KEY:=JSON gives any JSON value.\n"
+		"\n"
+		"`migrate URI` (tcp:HOST:PORT, unix:PATH, file:PATH) starts a migration\n"
+		"and follows it: a progress line on stderr (percent, rate, dirty rate,\n"
+		"ETA), then a summary; exit 0 when it completed, 1 when it failed or was\n"
+		"cancelled. With --json the final query-migrate answer is printed instead.\n"
+		"(`migrate uri=URI` only starts it.)\n"
 		"\n"
 		"Options:\n"
 		"  --json          print every answer and event as one line of JSON;\n"
@@ -101,7 +100,7 @@ static void ctl_close(struct ctl_conn *c)
 }
 
 /* Next message from skiff; -ETIMEDOUT, -ECONNRESET (closed) or -EPROTO. */
-static int ctl_recv(struct ctl_conn *c, struct json_object **out)
+int ctl_recv(struct ctl_conn *c, struct json_object **out)
 {
 	for (;;) {
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
@@ -150,7 +149,7 @@ static int ctl_recv(struct ctl_conn *c, struct json_object **out)
 
 /* Sends the message and its newline in one go: skiff may act on the object
  * (quit, say) and close the socket before a separate newline would arrive. */
-static int ctl_send(struct ctl_conn *c, struct json_object *msg)
+int ctl_send(struct ctl_conn *c, struct json_object *msg)
 {
 	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(s), off = 0;
@@ -469,7 +468,9 @@ static int ctl_session(const struct ctl_opts *o)
 	if (ctl_send(&c, req))
 		goto out;
 	json_object_object_get_ex(req, "id", &id);
-	ret = await_answer(&c, id, o->json, false);
+	ret = await_answer(&c, id, o->json, o->migrate_follow);
+	if (ret == CTL_OK && o->migrate_follow)
+		ret = ctl_migrate_follow(&c, o->json);
 out:
 	json_object_put(m);
 	json_object_put(req);
@@ -526,6 +527,11 @@ int ctl_main(int argc, char **argv)
 		if (!strcmp(o.command, "events") && o.nr_args) {
 			log_err("ctl: events takes no arguments");
 			goto usage;
+		}
+		if (!strcmp(o.command, "migrate") && o.nr_args == 1 && !strchr(o.args[0], '=')) {
+			snprintf(o.uri_arg, sizeof(o.uri_arg), "uri=%s", o.args[0]);
+			o.args[0] = o.uri_arg;
+			o.migrate_follow = true;
 		}
 	}
 	ret = ctl_session(&o);

@@ -488,7 +488,9 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 		ret = -EEXIST;
 		goto fail;
 	}
-	ret = load_kernel(vm, err, errlen);
+	/* An incoming VM gets its RAM (kernel, tables and all) from the
+	 * stream; RAM stays empty until then, which the loader relies on. */
+	ret = cfg->incoming ? 0 : load_kernel(vm, err, errlen);
 	if (ret)
 		goto fail;
 	if (vm->kvm.backend == KVM_BACKEND_PVM && vm->boot.is_linux) {
@@ -507,6 +509,13 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	ret = vm_events_setup(vm, err, errlen);
 	if (ret)
 		goto fail;
+	ret = migration_create(vm, &vm->migration);
+	if (!ret)
+		ret = migration_attach(vm->migration, vm->loop);
+	if (ret) {
+		snprintf(err, errlen, "cannot set up migration: %s", strerror(-ret));
+		goto fail;
+	}
 	ret = control_start(vm->control, vm->loop);
 	if (ret) {
 		snprintf(err, errlen, "cannot serve the control socket: %s", strerror(-ret));
@@ -575,6 +584,18 @@ int vm_run(struct vm *vm)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 	if (vm->cfg->serial == SERIAL_STDIO)
 		vm->term_raw = term_raw_enter();
+	if (vm->cfg->incoming && !vm->incoming_started) {
+		char err[300];
+
+		/* The vCPUs start parked and stay so until the stream is in. */
+		vm->incoming_started = true;
+		runstate_pause_begin(&vm->rs);
+		vm->paused = true;
+		if (migration_incoming(vm->migration, vm->cfg->incoming, err, sizeof(err))) {
+			log_err("incoming migration failed: %s", err);
+			runstate_request_exit(&vm->rs, SKIFF_EXIT_MIGRATION, "incoming migration failed");
+		}
+	}
 again:
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		ret = vcpu_start(vm->vcpus[i]);
@@ -592,6 +613,7 @@ again:
 			runstate_request_exit(&vm->rs, SKIFF_EXIT_SETUP, "event loop failed");
 		}
 	}
+	migration_vm_stopping(vm->migration);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	for (i = 0; i < vm->nr_vcpus; i++)
@@ -684,12 +706,30 @@ void vm_resume(struct vm *vm)
 	runstate_resume(&vm->rs);
 }
 
+void vm_devices_pause(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_disks; i++)
+		virtio_dev_pause(vm->disks[i]);
+	if (vm->rng)
+		virtio_dev_pause(vm->rng);
+}
+
+void vm_devices_resume(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_disks; i++)
+		virtio_dev_resume(vm->disks[i]);
+	if (vm->rng)
+		virtio_dev_resume(vm->rng);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	unsigned int i;
 
 	if (!vm)
 		return;
+	/* First: its thread uses the vCPUs, devices and RAM. */
+	migration_destroy(vm->migration);
 	if (vm->cpuid_fetch.started)
 		(void)finish_cpuid_fetch(vm);
 	vm_stdin_close(vm);

@@ -18,7 +18,9 @@ from qmp import (NO_ID, SKIFF, Client, Failed, Skiff, check_error, check_event, 
 
 COMMANDS = {"qmp_capabilities", "query-version", "query-commands", "query-status", "stop",
             "cont", "quit", "system_powerdown", "system_reset", "query-cpus-fast",
-            "query-memory-size-summary", "query-block", "query-stats"}
+            "query-memory-size-summary", "query-block", "query-stats",
+            "migrate", "migrate_cancel", "query-migrate", "migrate-set-parameters",
+            "query-migrate-parameters"}
 
 
 def ctl(args, timeout=30):

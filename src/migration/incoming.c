@@ -1,0 +1,307 @@
+/*
+ * The incoming side (--incoming URI, --restore file:PATH): the migration
+ * thread waits for one stream, checks its configuration against this VM,
+ * applies RAM batches, then the VM, vCPU and device state, checks the
+ * optional verify hash, and only after the end marker and a complete set of
+ * state records tells the main thread to run the VM. Nothing in the stream
+ * is trusted: records come in a fixed order, each at most once, and every
+ * length and address is checked (stream.c, ram.c, the state loaders).
+ *
+ * The guest never runs before the whole stream is loaded: on any error the
+ * main thread ends skiff with SKIFF_EXIT_MIGRATION.
+ *
+ * Thread context: the migration thread; vCPU threads are parked and the
+ * virtio devices paused (by the main thread, through mig_request_pause)
+ * before any state is loaded.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migrate_priv.h"
+
+static void send_ack(int fd, int result, const char *msg)
+{
+	uint8_t h[16 + 256];
+	uint32_t st = htole32(result < 0 ? (uint32_t)-result : 0);
+	uint32_t len = result ? (uint32_t)MIN(strlen(msg), 255u) : 0;
+	uint32_t le = htole32(len);
+	size_t n = 16 + len, off = 0;
+
+	memcpy(h, MIG_ACK_MAGIC, 8);
+	memcpy(h + 8, &st, 4);
+	memcpy(h + 12, &le, 4);
+	memcpy(h + 16, msg, len);
+	while (off < n) {
+		ssize_t w = send(fd, h + off, n - off, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
+}
+
+static const char *rec_name(uint32_t t)
+{
+	switch (t) {
+	case MIG_REC_CONFIG: return "configuration";
+	case MIG_REC_RAM: return "RAM";
+	case MIG_REC_PASS: return "pass marker";
+	case MIG_REC_VM: return "VM state";
+	case MIG_REC_VCPU: return "vCPU state";
+	case MIG_REC_DEVICES: return "device state";
+	case MIG_REC_VERIFY: return "verify hash";
+	case MIG_REC_END: return "end marker";
+	default: return "unknown";
+	}
+}
+
+/* Loads the stream on fd. Returns 0 once MIG_REC_END closed a complete
+ * stream, else -errno with err set. */
+static int load_stream(struct migration *m, struct mig_stream *s, char *err, size_t errlen)
+{
+	struct vm *vm = m->vm;
+	uint64_t *written = NULL, pages = 0, passes = 0;
+	bool have_config = false, have_vm = false, have_devices = false, have_verify = false;
+	bool state_started = false, paused = false;
+	bool *have_vcpu = NULL;
+	uint32_t flags, type;
+	char why[256];
+	int ret;
+
+	written = calloc(vm->mem->dirty_words, sizeof(uint64_t));
+	have_vcpu = calloc(vm->nr_vcpus, sizeof(bool));
+	if (!written || !have_vcpu) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = mig_stream_read_header(s, &flags, err, errlen);
+	if (ret)
+		goto out;
+	for (;;) {
+		const void *p;
+		size_t len;
+
+		if (atomic_load(&m->cancel)) {
+			snprintf(err, errlen, "cancelled");
+			ret = -ECANCELED;
+			goto out;
+		}
+		ret = mig_stream_next(s, &type, err, errlen);
+		if (ret)
+			goto out;
+		p = s->rec.data;
+		len = s->rec.len;
+		if (!have_config && type != MIG_REC_CONFIG) {
+			snprintf(err, errlen, "the stream starts with a %s record, not the "
+				 "configuration", rec_name(type));
+			ret = -EBADMSG;
+			goto out;
+		}
+		switch (type) {
+		case MIG_REC_CONFIG:
+			if (have_config) {
+				snprintf(err, errlen, "two configuration records");
+				ret = -EBADMSG;
+				goto out;
+			}
+			ret = mig_config_check(vm, p, len, why, sizeof(why));
+			if (ret) {
+				snprintf(err, errlen, "configuration mismatch: %s", why);
+				goto out;
+			}
+			have_config = true;
+			pthread_mutex_lock(&m->lock);
+			m->info.status = MIG_S_ACTIVE;
+			pthread_mutex_unlock(&m->lock);
+			break;
+		case MIG_REC_RAM:
+			if (state_started) {
+				snprintf(err, errlen, "RAM after the device state");
+				ret = -EBADMSG;
+				goto out;
+			}
+			ret = mig_ram_load(vm->mem, written, p, len, &pages, why, sizeof(why));
+			if (ret) {
+				snprintf(err, errlen, "%s", why);
+				goto out;
+			}
+			break;
+		case MIG_REC_PASS:
+			passes++;
+			pthread_mutex_lock(&m->lock);
+			m->info.iterations = passes;
+			m->info.pages = pages;
+			m->info.transferred = s->bytes;
+			pthread_mutex_unlock(&m->lock);
+			break;
+		case MIG_REC_VM:
+		case MIG_REC_VCPU:
+		case MIG_REC_DEVICES:
+			if (!state_started) {
+				state_started = true;
+				if (!mig_request_pause(m)) {
+					snprintf(err, errlen, "the VM is stopping");
+					ret = -ECANCELED;
+					goto out;
+				}
+				paused = true;
+				mig_set_status(m, MIG_S_DEVICE);
+			}
+			if (type == MIG_REC_VM) {
+				if (have_vm) {
+					snprintf(err, errlen, "two VM state records");
+					ret = -EBADMSG;
+					goto out;
+				}
+				ret = mig_vm_load(vm->vm_fd, p, len, why, sizeof(why));
+				have_vm = true;
+			} else if (type == MIG_REC_VCPU) {
+				struct mig_rd rd;
+				uint32_t idx;
+
+				mig_rd_init(&rd, p, len);
+				idx = mig_get_u32(&rd);
+				if (rd.bad || idx >= vm->nr_vcpus || have_vcpu[idx]) {
+					snprintf(err, errlen, "vCPU state record for vCPU %u: %s", idx,
+						 rd.bad || idx >= vm->nr_vcpus ? "no such vCPU" :
+						 "duplicate");
+					ret = -EBADMSG;
+					goto out;
+				}
+				if (!have_vm) {
+					snprintf(err, errlen, "vCPU state before the VM state");
+					ret = -EBADMSG;
+					goto out;
+				}
+				ret = mig_vcpu_load(vm->vcpus[idx], (const uint8_t *)p + 4, len - 4,
+						    why, sizeof(why));
+				have_vcpu[idx] = true;
+			} else {
+				if (have_devices) {
+					snprintf(err, errlen, "two device state records");
+					ret = -EBADMSG;
+					goto out;
+				}
+				ret = mig_devices_load(vm, p, len, why, sizeof(why));
+				have_devices = true;
+			}
+			if (ret) {
+				snprintf(err, errlen, "%s: %s", rec_name(type), why);
+				goto out;
+			}
+			break;
+		case MIG_REC_VERIFY: {
+			struct mig_rd rd;
+			uint64_t want, got;
+
+			mig_rd_init(&rd, p, len);
+			want = mig_get_u64(&rd);
+			if (!mig_rd_done(&rd, true) || have_verify) {
+				snprintf(err, errlen, "malformed verify record");
+				ret = -EBADMSG;
+				goto out;
+			}
+			got = mig_ram_hash(vm->mem);
+			if (got != want) {
+				snprintf(err, errlen, "verify: RAM hash 0x%016llx differs from the "
+					 "source's 0x%016llx", (unsigned long long)got,
+					 (unsigned long long)want);
+				ret = -EBADMSG;
+				goto out;
+			}
+			have_verify = true;
+			break;
+		}
+		case MIG_REC_END:
+			if (!have_vm || !have_devices) {
+				snprintf(err, errlen, "the stream ended without the %s state",
+					 have_vm ? "device" : "VM");
+				ret = -EBADMSG;
+				goto out;
+			}
+			for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+				if (!have_vcpu[i]) {
+					snprintf(err, errlen, "the stream has no state for vCPU %u", i);
+					ret = -EBADMSG;
+					goto out;
+				}
+			}
+			if ((flags & 1) && !have_verify) {
+				snprintf(err, errlen, "the stream announced a verify hash but has none");
+				ret = -EBADMSG;
+				goto out;
+			}
+			pthread_mutex_lock(&m->lock);
+			m->info.pages = pages;
+			m->info.transferred = s->bytes;
+			m->info.iterations = passes;
+			pthread_mutex_unlock(&m->lock);
+			ret = 0;
+			goto out;
+		default:
+			snprintf(err, errlen, "unknown record type %u: corrupt stream or a newer "
+				 "skiff", type);
+			ret = -EBADMSG;
+			goto out;
+		}
+	}
+out:
+	(void)paused;
+	free(have_vcpu);
+	free(written);
+	return ret;
+}
+
+void *mig_incoming_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct mig_stream s;
+	char err[300] = "";
+	int lfd = -1, fd, ret;
+
+	pthread_setname_np(pthread_self(), "migration");
+	if (m->uri.kind == MIG_URI_FILE) {
+		fd = open(m->uri.path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			snprintf(err, sizeof(err), "%.200s: %s", m->uri.path, strerror(errno));
+			goto out;
+		}
+	} else {
+		lfd = mig_uri_listen(&m->uri, err, sizeof(err));
+		if (lfd < 0) {
+			ret = lfd;
+			goto out;
+		}
+		log_info("migration: waiting for the VM on %s", m->uri.text);
+		fd = mig_uri_accept(lfd, m->cancel_fd, err, sizeof(err));
+		close(lfd);
+		if (m->uri.kind == MIG_URI_UNIX)
+			unlink(m->uri.path);
+		if (fd < 0) {
+			ret = fd;
+			goto out;
+		}
+	}
+	atomic_store(&m->fd, fd);
+	mig_stream_init(&s, fd);
+	ret = load_stream(m, &s, err, sizeof(err));
+	if (m->uri.kind != MIG_URI_FILE)
+		send_ack(fd, ret, err);
+	pthread_mutex_lock(&m->lock);
+	m->info.total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+	atomic_store(&m->fd, -1);
+	mig_stream_fini(&s);
+	close(fd);
+out:
+	mig_finish(m, ret, err);
+	return NULL;
+}

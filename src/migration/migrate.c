@@ -1,0 +1,770 @@
+/*
+ * The migration driver: the main thread's side (start, cancel, the pause
+ * handshake, outcomes, MIGRATION events) and the outgoing migration thread
+ * (pre-copy passes, the final phase, the destination's acknowledgement).
+ *
+ * Outgoing, in order:
+ *   setup:  connect (tcp/unix) or create PATH.part (file); header; the
+ *           configuration record; dirty logging on.
+ *   active: pass 1 sends every non-zero page; each later pass sends what
+ *           was dirtied meanwhile. After each pass: expected downtime =
+ *           dirty bytes / measured bandwidth; done when it is within
+ *           downtime-limit. With auto-converge, vCPUs are throttled in
+ *           steps while the dirty rate outruns the link.
+ *   device: the main thread parks every vCPU and pauses every virtio device
+ *           (in-flight requests complete first); the last dirty pages, VM,
+ *           vCPU and device state, the optional verify hash and the end
+ *           marker go out; tcp/unix wait for the destination's ack.
+ *   then:   tcp/unix success: skiff ends (status 0, "migrated to URI");
+ *           file success: the VM runs on (a snapshot); failure or cancel:
+ *           the VM runs on, nothing lost.
+ *
+ * Threads: main (this file's public functions and on_wake), the migration
+ * thread (out_thread / mig_incoming_thread), and while auto-converge
+ * throttles, a kicker thread that kicks every vCPU each 10 ms.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate_priv.h"
+
+#define MIG_THROTTLE_PERIOD_NS 10000000ull
+#define MIG_THROTTLE_FIRST 20u
+#define MIG_THROTTLE_STEP 10u
+#define MIG_THROTTLE_MAX 99u
+#define MIG_ACK_TIMEOUT_TRIES 6      /* x MIG_IO_TIMEOUT_S */
+
+static const char *const status_names[] = {
+	[MIG_S_NONE] = "none", [MIG_S_SETUP] = "setup", [MIG_S_ACTIVE] = "active",
+	[MIG_S_DEVICE] = "device", [MIG_S_COMPLETED] = "completed",
+	[MIG_S_FAILED] = "failed", [MIG_S_CANCELLED] = "cancelled",
+};
+
+const char *mig_status_name(enum mig_status s)
+{
+	return (unsigned int)s < ARRAY_SIZE(status_names) ? status_names[s] : "none";
+}
+
+uint64_t mig_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void mig_wake_main(struct migration *m)
+{
+	uint64_t one = 1;
+
+	if (write(m->wake_fd, &one, sizeof(one)) < 0) {
+		/* saturated: the main thread is already due to wake */
+	}
+}
+
+void mig_set_status(struct migration *m, enum mig_status s)
+{
+	pthread_mutex_lock(&m->lock);
+	m->info.status = s;
+	if (m->status_log_len < MIG_STATUS_LOG)
+		m->status_log[m->status_log_len++] = s;
+	pthread_mutex_unlock(&m->lock);
+	mig_wake_main(m);
+}
+
+bool mig_request_pause(struct migration *m)
+{
+	bool ok;
+
+	pthread_mutex_lock(&m->lock);
+	m->pause_req = true;
+	m->pause_done = false;
+	pthread_mutex_unlock(&m->lock);
+	mig_wake_main(m);
+	pthread_mutex_lock(&m->lock);
+	while (!m->pause_done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	ok = m->pause_ok;
+	pthread_mutex_unlock(&m->lock);
+	return ok;
+}
+
+void mig_finish(struct migration *m, int result, const char *error)
+{
+	pthread_mutex_lock(&m->lock);
+	m->result = result;
+	if (result && error)
+		snprintf(m->info.error, sizeof(m->info.error), "%s", error);
+	m->finished = true;
+	pthread_mutex_unlock(&m->lock);
+	mig_wake_main(m);
+}
+
+/* --- auto-converge ---------------------------------------------------------- */
+
+/* Kicker thread: while throttling, kicks every vCPU once per period; a kicked
+ * vCPU sleeps throttle_pct of the period (src/vcpu/vcpu.c). It stops before
+ * the vCPU threads are joined (migration_vm_stopping). */
+static void *throttle_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct timespec ts = { .tv_nsec = (long)MIG_THROTTLE_PERIOD_NS };
+
+	while (!atomic_load(&m->throttle_stop)) {
+		for (unsigned int i = 0; i < m->vm->nr_vcpus; i++)
+			vcpu_kick(m->vm->vcpus[i]);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static void throttle_set(struct migration *m, unsigned int pct)
+{
+	atomic_store(&m->vm->rs.throttle_pct, pct);
+	pthread_mutex_lock(&m->lock);
+	m->info.throttle_pct = pct;
+	pthread_mutex_unlock(&m->lock);
+	if (pct && !m->throttle_running) {
+		atomic_store(&m->throttle_stop, false);
+		if (pthread_create(&m->throttle_thread, NULL, throttle_thread, m) == 0)
+			m->throttle_running = true;
+	}
+}
+
+/* Migration thread or main thread (never both: the main thread calls it only
+ * after the migration thread has finished or before the vCPUs are joined,
+ * when the migration thread is blocked in the pause handshake or done). */
+static void throttle_stop(struct migration *m)
+{
+	atomic_store(&m->vm->rs.throttle_pct, 0);
+	if (m->throttle_running) {
+		atomic_store(&m->throttle_stop, true);
+		pthread_join(m->throttle_thread, NULL);
+		m->throttle_running = false;
+	}
+}
+
+/* --- the outgoing thread ------------------------------------------------------ */
+
+static void update_info(struct migration *m, const struct mig_stream *s, const struct mig_ram *r,
+			uint64_t iterations, uint64_t bw, uint64_t dirty_rate)
+{
+	pthread_mutex_lock(&m->lock);
+	m->info.transferred = s->bytes;
+	m->info.remaining = r->dirty_pages * MEM_PAGE_SIZE;
+	m->info.pages = r->data_pages;
+	m->info.zero_pages = r->zero_pages;
+	m->info.iterations = iterations;
+	m->info.dirty_bytes_rate = dirty_rate;
+	m->info.dirty_pages_rate = dirty_rate / MEM_PAGE_SIZE;
+	m->info.mbps = (double)bw * 8 / 1e6;
+	m->info.expected_downtime_ms = bw ? r->dirty_pages * MEM_PAGE_SIZE * 1000 / bw : 0;
+	m->info.total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int put_state(struct migration *m, struct mig_stream *s, struct mig_buf *b,
+		     char *err, size_t errlen)
+{
+	struct vm *vm = m->vm;
+	int ret;
+
+	mig_buf_reset(b);
+	ret = mig_vm_save(vm->vm_fd, b);
+	if (!ret)
+		ret = b->err;
+	if (ret) {
+		snprintf(err, errlen, "saving the VM state: %s", strerror(-ret));
+		return ret;
+	}
+	ret = mig_stream_put(s, MIG_REC_VM, b->data, b->len);
+	if (ret)
+		goto io;
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		mig_buf_reset(b);
+		mig_put_u32(b, i);
+		ret = mig_vcpu_save(vm->vcpus[i], b);
+		if (!ret)
+			ret = b->err;
+		if (ret) {
+			snprintf(err, errlen, "saving vCPU %u: %s", i, strerror(-ret));
+			return ret;
+		}
+		ret = mig_stream_put(s, MIG_REC_VCPU, b->data, b->len);
+		if (ret)
+			goto io;
+	}
+	mig_buf_reset(b);
+	ret = mig_devices_save(vm, b);
+	if (!ret)
+		ret = b->err;
+	if (ret) {
+		snprintf(err, errlen, "saving the device state: %s", strerror(-ret));
+		return ret;
+	}
+	ret = mig_stream_put(s, MIG_REC_DEVICES, b->data, b->len);
+	if (ret)
+		goto io;
+	return 0;
+io:
+	snprintf(err, errlen, "sending the state: %s", strerror(-ret));
+	return ret;
+}
+
+/* Reads the destination's ack: 0 if it loaded the VM and runs it. */
+static int read_ack(struct migration *m, int fd, char *err, size_t errlen)
+{
+	uint8_t h[16];
+	char msg[256];
+	uint32_t status, len;
+	size_t got = 0;
+	int tries = 0;
+
+	while (got < sizeof(h)) {
+		ssize_t n = read(fd, h + got, sizeof(h) - got);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    ++tries < MIG_ACK_TIMEOUT_TRIES && !atomic_load(&m->cancel))
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "the destination did not confirm: %s",
+				 n == 0 ? "connection closed" : strerror(errno));
+			return n == 0 ? -EPIPE : -errno;
+		}
+		got += (size_t)n;
+	}
+	if (memcmp(h, MIG_ACK_MAGIC, 8)) {
+		snprintf(err, errlen, "the destination answered garbage");
+		return -EPROTO;
+	}
+	memcpy(&status, h + 8, 4);
+	memcpy(&len, h + 12, 4);
+	status = le32toh(status);
+	len = le32toh(len);
+	if (status == 0)
+		return 0;
+	if (len >= sizeof(msg))
+		len = sizeof(msg) - 1;
+	got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, msg + got, len - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	msg[got] = '\0';
+	snprintf(err, errlen, "the destination refused the VM: %s", got ? msg : strerror((int)status));
+	return -(int)(status < 4096 ? status : EPROTO);
+}
+
+static int open_target(struct migration *m, char *tmp, size_t tmplen, char *err, size_t errlen)
+{
+	int fd;
+
+	if (m->uri.kind != MIG_URI_FILE)
+		return mig_uri_connect(&m->uri, err, errlen);
+	snprintf(tmp, tmplen, "%s.part", m->uri.path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%.200s: %s", tmp, strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
+static void *out_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct vm *vm = m->vm;
+	struct mig_params p = m->params;  /* fixed for this run */
+	struct mig_stream s;
+	struct mig_ram r;
+	struct mig_buf b;
+	char err[256] = "", tmp[4200] = "";
+	uint64_t iter = 0, bw = 0, dirty_rate = 0, t0, t1, sent0, verify_hash = 0;
+	int fd, ret;
+	bool ram_ok = false, paused = false;
+
+	pthread_setname_np(pthread_self(), "migration");
+	mig_buf_init(&b);
+	fd = open_target(m, tmp, sizeof(tmp), err, sizeof(err));
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	atomic_store(&m->fd, fd);
+	mig_stream_init(&s, fd);
+	s.max_bandwidth = p.max_bandwidth;
+	ret = mig_ram_init(&r, vm->mem, vm->vm_fd);
+	if (ret) {
+		snprintf(err, sizeof(err), "out of memory for the dirty bitmaps");
+		goto out_stream;
+	}
+	ram_ok = true;
+	ret = mig_stream_write_header(&s, p.verify ? 1 : 0);
+	if (!ret)
+		ret = mig_config_save(vm, &b);
+	if (!ret)
+		ret = mig_stream_put(&s, MIG_REC_CONFIG, b.data, b.len);
+	if (ret) {
+		snprintf(err, sizeof(err), "sending the header: %s", strerror(-ret));
+		goto out_ram;
+	}
+	ret = mig_ram_log_start(&r);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot turn on dirty logging: %s", strerror(-ret));
+		goto out_ram;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->info.setup_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+	m->info.ram_total = vm->mem->size;
+	pthread_mutex_unlock(&m->lock);
+	mig_set_status(m, MIG_S_ACTIVE);
+
+	/* Pre-copy passes. */
+	for (;;) {
+		t0 = mig_now_ns();
+		sent0 = s.bytes;
+		ret = mig_ram_send(&r, &s, &m->cancel);
+		if (ret)
+			goto ram_err;
+		iter++;
+		mig_buf_reset(&b);
+		mig_put_u32(&b, (uint32_t)iter);
+		ret = mig_stream_put(&s, MIG_REC_PASS, b.data, b.len);
+		if (ret)
+			goto ram_err;
+		ret = mig_ram_sync(&r);
+		if (ret) {
+			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
+			goto out_log;
+		}
+		t1 = mig_now_ns();
+		/* Bandwidth from this pass when it was long enough to measure,
+		 * else keep the last figure. */
+		if (t1 - t0 > 1000000 && s.bytes - sent0 > (1u << 20))
+			bw = (s.bytes - sent0) * 1000000000ull / (t1 - t0);
+		else if (!bw)
+			bw = 1000ull << 20; /* a first guess: 1 GB/s */
+		dirty_rate = r.dirty_pages * MEM_PAGE_SIZE * 1000000000ull / MAX(t1 - t0, 1ull);
+		update_info(m, &s, &r, iter, bw, dirty_rate);
+		if (r.dirty_pages * MEM_PAGE_SIZE * 1000 <= p.downtime_limit_ms * bw)
+			break;
+		if (atomic_load(&m->cancel)) {
+			ret = -ECANCELED;
+			goto ram_err;
+		}
+		/* The guest dirties memory faster than half the link can send
+		 * it for the second pass running: slow its vCPUs down. */
+		if (p.auto_converge && iter >= 2 && dirty_rate > bw / 2) {
+			unsigned int pct = atomic_load(&vm->rs.throttle_pct);
+
+			pct = pct ? MIN(pct + MIG_THROTTLE_STEP, MIG_THROTTLE_MAX) : MIG_THROTTLE_FIRST;
+			throttle_set(m, pct);
+		}
+	}
+
+	/* Final phase: the VM stops here. */
+	if (!mig_request_pause(m)) {
+		ret = -ECANCELED;
+		snprintf(err, sizeof(err), "the VM is stopping");
+		goto out_log;
+	}
+	paused = true;
+	m->t_pause_ns = mig_now_ns();
+	throttle_stop(m);
+	mig_set_status(m, MIG_S_DEVICE);
+	ret = mig_ram_sync(&r);
+	if (ret) {
+		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
+		goto out_log;
+	}
+	ret = mig_ram_send(&r, &s, NULL);
+	if (ret)
+		goto ram_err;
+	ret = put_state(m, &s, &b, err, sizeof(err));
+	if (ret)
+		goto out_log;
+	if (p.verify) {
+		verify_hash = mig_ram_hash(vm->mem);
+		mig_buf_reset(&b);
+		mig_put_u64(&b, verify_hash);
+		ret = mig_stream_put(&s, MIG_REC_VERIFY, b.data, b.len);
+		if (ret)
+			goto ram_err;
+	}
+	ret = mig_stream_put(&s, MIG_REC_END, NULL, 0);
+	if (ret)
+		goto ram_err;
+	update_info(m, &s, &r, iter, bw, dirty_rate);
+	if (m->uri.kind == MIG_URI_FILE) {
+		if (fsync(fd) < 0 || rename(tmp, m->uri.path) < 0) {
+			ret = -errno;
+			snprintf(err, sizeof(err), "%.200s: %s", m->uri.path, strerror(errno));
+			goto out_log;
+		}
+		tmp[0] = '\0';
+	} else {
+		ret = read_ack(m, fd, err, sizeof(err));
+		if (ret)
+			goto out_log;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->info.downtime_ms = (double)(mig_now_ns() - m->t_pause_ns) / 1e6;
+	m->info.total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+	m->info.remaining = 0;
+	pthread_mutex_unlock(&m->lock);
+	ret = 0;
+	goto out_log;
+
+ram_err:
+	if (ret == -ECANCELED)
+		snprintf(err, sizeof(err), "cancelled");
+	else
+		snprintf(err, sizeof(err), "sending RAM: %s%s", strerror(-ret),
+			 ret == -EAGAIN ? " (timed out: is the destination still there?)" : "");
+out_log:
+	throttle_stop(m);
+	/* After a completed tcp/unix migration skiff ends: the log can stay.
+	 * Otherwise the VM runs on and must not pay for dirty logging. */
+	if (ret || m->uri.kind == MIG_URI_FILE)
+		mig_ram_log_stop(&r);
+out_ram:
+	if (ram_ok)
+		mig_ram_fini(&r);
+	mig_buf_free(&r.out);
+out_stream:
+	atomic_store(&m->fd, -1);
+	mig_stream_fini(&s);
+	close(fd);
+	if (tmp[0])
+		unlink(tmp);
+out:
+	(void)paused;
+	mig_buf_free(&b);
+	if (ret == -ECANCELED || atomic_load(&m->cancel))
+		snprintf(err, sizeof(err), "cancelled");
+	mig_finish(m, ret, err);
+	return NULL;
+}
+
+/* --- main thread ------------------------------------------------------------- */
+
+static void emit_status(struct migration *m, enum mig_status s)
+{
+	char data[64];
+
+	snprintf(data, sizeof(data), "{\"status\": \"%s\"}", mig_status_name(s));
+	control_emit(m->vm->control, "MIGRATION", data);
+}
+
+/* Main thread: parks the vCPUs and pauses the virtio devices. */
+static bool main_pause(struct migration *m)
+{
+	struct vm *vm = m->vm;
+
+	if (atomic_load(&m->cancel) || runstate_exiting(&vm->rs))
+		return false;
+	m->was_paused = vm->paused;
+	if (vm_pause(vm))
+		return false;
+	vm_devices_pause(vm);
+	m->vm_paused_by_us = true;
+	control_set_status(vm->control, m->incoming ? VM_STATUS_INMIGRATE :
+			   VM_STATUS_FINISH_MIGRATE);
+	return true;
+}
+
+static void main_resume(struct migration *m)
+{
+	struct vm *vm = m->vm;
+
+	if (!m->vm_paused_by_us)
+		return;
+	m->vm_paused_by_us = false;
+	vm_devices_resume(vm);
+	if (!m->was_paused)
+		vm_resume(vm);
+	control_set_status(vm->control, VM_STATUS_AUTO);
+}
+
+static void main_finished(struct migration *m)
+{
+	struct vm *vm = m->vm;
+	enum mig_status st;
+	char reason[128];
+	int result;
+
+	pthread_join(m->thread, NULL);
+	m->thread_running = false;
+	throttle_stop(m);
+	pthread_mutex_lock(&m->lock);
+	result = m->result;
+	st = result == 0 ? MIG_S_COMPLETED :
+	     atomic_load(&m->cancel) && !m->incoming ? MIG_S_CANCELLED : MIG_S_FAILED;
+	m->info.status = st;
+	pthread_mutex_unlock(&m->lock);
+	if (m->incoming) {
+		if (result == 0) {
+			m->was_paused = false;
+			main_resume(m);
+			log_info("migration: VM received from %s and running", m->uri.text);
+		} else {
+			log_err("incoming migration failed: %s", m->info.error);
+			runstate_request_exit(&vm->rs, SKIFF_EXIT_MIGRATION, "incoming migration failed");
+		}
+		emit_status(m, st);
+		return;
+	}
+	emit_status(m, st);
+	if (result == 0 && m->uri.kind != MIG_URI_FILE) {
+		/* The destination runs the VM now: this one must never run
+		 * again. It stays parked until skiff exits. */
+		control_set_status(vm->control, VM_STATUS_POSTMIGRATE);
+		snprintf(reason, sizeof(reason), "migrated to %.100s", m->uri.text);
+		log_info("%s (downtime %.2f ms)", reason, m->info.downtime_ms);
+		runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, reason);
+		return;
+	}
+	if (result)
+		log_warn("migration to %s %s: %s; the VM runs on here", m->uri.text,
+			 st == MIG_S_CANCELLED ? "cancelled" : "failed", m->info.error);
+	main_resume(m);
+}
+
+static void on_wake(void *opaque, uint32_t events)
+{
+	struct migration *m = opaque;
+	enum mig_status log[MIG_STATUS_LOG];
+	unsigned int n;
+	uint64_t v;
+	bool pause, finished;
+
+	(void)events;
+	if (read(m->wake_fd, &v, sizeof(v)) < 0) {
+		/* nothing pending */
+	}
+	pthread_mutex_lock(&m->lock);
+	n = m->status_log_len;
+	memcpy(log, m->status_log, sizeof(log[0]) * n);
+	m->status_log_len = 0;
+	pause = m->pause_req && !m->pause_done;
+	finished = m->finished && m->thread_running;
+	pthread_mutex_unlock(&m->lock);
+	for (unsigned int i = 0; i < n; i++)
+		emit_status(m, log[i]);
+	if (pause) {
+		bool ok = main_pause(m);
+
+		pthread_mutex_lock(&m->lock);
+		m->pause_ok = ok;
+		m->pause_done = true;
+		m->pause_req = false;
+		pthread_cond_broadcast(&m->cond);
+		pthread_mutex_unlock(&m->lock);
+	}
+	if (finished)
+		main_finished(m);
+}
+
+int migration_create(struct vm *vm, struct migration **out)
+{
+	struct migration *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->vm = vm;
+	m->params = (struct mig_params){
+		.downtime_limit_ms = 300, .max_bandwidth = 0, .auto_converge = true,
+		.channels = 1, .verify = false,
+	};
+	atomic_store(&m->fd, -1);
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wake_fd < 0 || m->cancel_fd < 0) {
+		int e = errno;
+
+		if (m->wake_fd >= 0)
+			close(m->wake_fd);
+		if (m->cancel_fd >= 0)
+			close(m->cancel_fd);
+		free(m);
+		return -e;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	*out = m;
+	return 0;
+}
+
+int migration_attach(struct migration *m, struct event_loop *loop)
+{
+	m->loop = loop;
+	return event_add(loop, m->wake_fd, EPOLLIN, on_wake, m);
+}
+
+static void cancel_thread(struct migration *m)
+{
+	uint64_t one = 1;
+	int fd;
+
+	atomic_store(&m->cancel, true);
+	if (write(m->cancel_fd, &one, sizeof(one)) < 0) {
+		/* saturated */
+	}
+	fd = atomic_load(&m->fd);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+void migration_vm_stopping(struct migration *m)
+{
+	if (!m)
+		return;
+	/* The migration thread may wait for a pause the main thread will no
+	 * longer grant: refuse it, and stop kicking vCPUs that are about to
+	 * be joined. */
+	if (m->thread_running)
+		cancel_thread(m);
+	pthread_mutex_lock(&m->lock);
+	if (m->pause_req && !m->pause_done) {
+		m->pause_ok = false;
+		m->pause_done = true;
+		pthread_cond_broadcast(&m->cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (m->thread_running) {
+		pthread_join(m->thread, NULL);
+		m->thread_running = false;
+	}
+	throttle_stop(m);
+}
+
+void migration_destroy(struct migration *m)
+{
+	if (!m)
+		return;
+	migration_vm_stopping(m);
+	if (m->loop)
+		event_del(m->loop, m->wake_fd);
+	close(m->wake_fd);
+	close(m->cancel_fd);
+	pthread_cond_destroy(&m->cond);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+static int start_thread(struct migration *m, void *(*fn)(void *), char *err, size_t errlen)
+{
+	int ret;
+
+	atomic_store(&m->cancel, false);
+	pthread_mutex_lock(&m->lock);
+	m->info = (struct mig_info){ .status = MIG_S_SETUP, .incoming = m->incoming,
+				     .ram_total = m->vm->mem->size };
+	m->finished = false;
+	m->result = 0;
+	m->pause_req = m->pause_done = false;
+	m->status_log_len = 0;
+	pthread_mutex_unlock(&m->lock);
+	m->t_start_ns = mig_now_ns();
+	emit_status(m, MIG_S_SETUP);
+	ret = pthread_create(&m->thread, NULL, fn, m);
+	if (ret) {
+		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(ret));
+		m->info.status = MIG_S_FAILED;
+		return -ret;
+	}
+	m->thread_running = true;
+	return 0;
+}
+
+int migration_start(struct migration *m, const char *uri, char *err, size_t errlen)
+{
+	int ret;
+
+	if (m->thread_running) {
+		snprintf(err, errlen, "a migration is already running");
+		return -EBUSY;
+	}
+	if (runstate_exiting(&m->vm->rs)) {
+		snprintf(err, errlen, "the VM is stopping");
+		return -ESHUTDOWN;
+	}
+	ret = mig_uri_parse(uri, &m->uri, err, errlen);
+	if (ret)
+		return ret;
+	m->incoming = false;
+	return start_thread(m, out_thread, err, errlen);
+}
+
+int migration_incoming(struct migration *m, const char *uri, char *err, size_t errlen)
+{
+	int ret = mig_uri_parse(uri, &m->uri, err, errlen);
+
+	if (ret)
+		return ret;
+	m->incoming = true;
+	/* The vCPUs are parked (vm_run did that) and stay so until the
+	 * stream is loaded: resuming is main_finished's decision. */
+	m->vm_paused_by_us = true;
+	m->was_paused = false;
+	control_set_status(m->vm->control, VM_STATUS_INMIGRATE);
+	return start_thread(m, mig_incoming_thread, err, errlen);
+}
+
+int migration_cancel(struct migration *m)
+{
+	if (!m->thread_running || m->incoming)
+		return -ENOENT;
+	cancel_thread(m);
+	return 0;
+}
+
+bool migration_owns_vm(struct migration *m)
+{
+	return m && m->vm_paused_by_us;
+}
+
+void migration_info(struct migration *m, struct mig_info *out)
+{
+	pthread_mutex_lock(&m->lock);
+	*out = m->info;
+	if (m->thread_running && out->status != MIG_S_COMPLETED)
+		out->total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void migration_get_params(struct migration *m, struct mig_params *out)
+{
+	*out = m->params;
+}
+
+int migration_set_params(struct migration *m, const struct mig_params *p, char *err, size_t errlen)
+{
+	if (m->thread_running) {
+		snprintf(err, errlen, "a migration is running: set parameters before `migrate`");
+		return -EBUSY;
+	}
+	if (p->channels != 1) {
+		/* One connection carries everything for now (docs/migration.md). */
+		snprintf(err, errlen, "channels: only 1 is supported by this skiff");
+		return -EINVAL;
+	}
+	if (p->downtime_limit_ms > 2000000) {
+		snprintf(err, errlen, "downtime-limit must be at most 2000000 ms");
+		return -EINVAL;
+	}
+	m->params = *p;
+	return 0;
+}

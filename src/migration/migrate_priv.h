@@ -1,0 +1,72 @@
+/*
+ * The migration driver's state, shared by migrate.c (main-thread side and
+ * the outgoing thread) and incoming.c (the incoming thread).
+ *
+ * Lock: migration.lock (leaf) guards `info`, the request fields and
+ * `finished`/`result`. The migration thread posts wake_fd after changing
+ * any of them; the main thread reads them in its event handler.
+ */
+#ifndef SKIFF_MIGRATE_PRIV_H
+#define SKIFF_MIGRATE_PRIV_H
+
+#include "migration_priv.h"
+#include "vm.h"
+
+#define MIG_STATUS_LOG 16
+
+struct migration {
+	struct vm *vm;
+	struct event_loop *loop;
+	int wake_fd;                 /* eventfd: migration thread -> main */
+	int cancel_fd;               /* eventfd: main -> incoming accept */
+	struct mig_params params;    /* main thread; copied by the thread at start */
+
+	pthread_t thread;
+	bool thread_running;         /* main thread: started and not joined */
+	bool incoming;
+	struct mig_uri uri;
+	atomic_bool cancel;
+	atomic_int fd;               /* the stream's socket, for shutdown(); -1 */
+
+	pthread_t throttle_thread;
+	bool throttle_running;
+	atomic_bool throttle_stop;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* Pause handshake: the thread sets pause_req and waits for
+	 * pause_done; the main thread parks the vCPUs and pauses the
+	 * virtio devices, then sets pause_ok and pause_done. */
+	bool pause_req, pause_done, pause_ok;
+	bool vm_paused_by_us;        /* main thread: we paused it, we resume it */
+	bool was_paused;             /* main thread: paused by `stop` before */
+	bool finished;               /* the thread is done: join it */
+	int result;                  /* 0 or -errno */
+	struct mig_info info;
+	enum mig_status status_log[MIG_STATUS_LOG]; /* changes not yet emitted */
+	unsigned int status_log_len;
+	uint64_t t_start_ns, t_pause_ns;
+};
+
+uint64_t mig_now_ns(void);
+/* Migration thread: status change (logged for the MIGRATION event). */
+void mig_set_status(struct migration *m, enum mig_status s);
+/* Migration thread: asks the main thread to park the vCPUs and pause the
+ * devices; false if it refused (the VM is exiting or was cancelled). */
+bool mig_request_pause(struct migration *m);
+/* Migration thread: the last thing it does. */
+void mig_finish(struct migration *m, int result, const char *error);
+void mig_wake_main(struct migration *m);
+
+void *mig_incoming_thread(void *arg);
+
+/* Configuration record (config_rec.c). */
+int MUST_CHECK mig_config_save(struct vm *vm, struct mig_buf *b);
+int MUST_CHECK mig_config_check(struct vm *vm, const void *p, size_t len, char *err,
+				size_t errlen);
+
+/* The destination's answer after MIG_REC_END: "SKIFFACK", u32 status (0 or
+ * a positive errno), u32 message length (< 256), message. */
+#define MIG_ACK_MAGIC "SKIFFACK"
+
+#endif
