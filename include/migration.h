@@ -84,6 +84,7 @@ uint32_t mig_crc32c(uint32_t crc, const void *p, size_t len);
 #define MIG_MAGIC "SKIFFMIG"
 #define MIG_VERSION 1
 #define MIG_MAX_RECORD (8u << 20)      /* payload bytes */
+#define MIG_MAX_CHANNELS 16
 
 enum mig_record {
 	MIG_REC_CONFIG = 1,     /* the source's VM configuration */

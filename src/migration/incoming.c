@@ -61,10 +61,107 @@ static const char *rec_name(uint32_t t)
 	}
 }
 
+/* An extra channel: RAM batches until its END record. */
+struct chan_rx {
+	struct migration *m;
+	struct mig_stream s;
+	uint64_t *written;
+	uint64_t *pages;
+	pthread_t thread;
+	bool open, started, joined;
+	int ret;
+	char err[256];
+};
+
+static void *chan_thread(void *arg)
+{
+	struct chan_rx *c = arg;
+	uint32_t type;
+	char why[256];
+
+	pthread_setname_np(pthread_self(), "migration-rx");
+	for (;;) {
+		c->ret = mig_stream_next(&c->s, &type, why, sizeof(why));
+		if (c->ret)
+			break;
+		if (type == MIG_REC_END)
+			return NULL;
+		if (type != MIG_REC_RAM) {
+			snprintf(why, sizeof(why), "a %s record on a RAM channel", rec_name(type));
+			c->ret = -EBADMSG;
+			break;
+		}
+		c->ret = mig_ram_load(c->m->vm->mem, c->written, c->s.rec.data, c->s.rec.len,
+				      c->pages, why, sizeof(why));
+		if (c->ret)
+			break;
+	}
+	snprintf(c->err, sizeof(c->err), "%s", why);
+	return NULL;
+}
+
+/* Accepts channels 1..n-1 on the listening socket; each names itself. */
+static int accept_channels(struct migration *m, int lfd, struct chan_rx *ch, unsigned int n,
+			   char *err, size_t errlen)
+{
+	for (unsigned int k = 1; k < n; k++) {
+		uint8_t hello[16];
+		uint32_t v, idx;
+		size_t got = 0;
+		int fd = mig_uri_accept(lfd, m->cancel_fd, err, errlen);
+
+		if (fd < 0)
+			return fd;
+		while (got < sizeof(hello)) {
+			ssize_t r = read(fd, hello + got, sizeof(hello) - got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		memcpy(&v, hello + 8, 4);
+		memcpy(&idx, hello + 12, 4);
+		idx = le32toh(idx);
+		if (got != sizeof(hello) || memcmp(hello, MIG_CHAN_MAGIC, 8) || le32toh(v) != 1 ||
+		    idx == 0 || idx >= n || ch[idx].open) {
+			snprintf(err, errlen, "a RAM channel connection did not introduce itself "
+				 "properly");
+			close(fd);
+			return -EPROTO;
+		}
+		mig_stream_init(&ch[idx].s, fd);
+		ch[idx].open = true;
+		atomic_store(&m->fd[idx], fd);
+	}
+	return 0;
+}
+
+/* Waits for every channel's END; returns the first error. */
+static int join_channels(struct chan_rx *ch, unsigned int n, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	for (unsigned int i = 1; i < n; i++) {
+		if (!ch[i].started || ch[i].joined)
+			continue;
+		pthread_join(ch[i].thread, NULL);
+		ch[i].joined = true;
+		if (ch[i].ret && !ret) {
+			ret = ch[i].ret;
+			snprintf(err, errlen, "RAM channel %u: %s", i, ch[i].err);
+		}
+	}
+	return ret;
+}
+
 /* Loads the stream on fd. Returns 0 once MIG_REC_END closed a complete
  * stream, else -errno with err set. */
-static int load_stream(struct migration *m, struct mig_stream *s, char *err, size_t errlen)
+static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char *err,
+		       size_t errlen)
 {
+	struct chan_rx ch[MIG_MAX_CHANNELS] = { 0 };
+	unsigned int n = 1;
+	bool channels_done = false;
 	struct vm *vm = m->vm;
 	uint64_t *written = NULL, pages = 0, passes = 0;
 	bool have_config = false, have_vm = false, have_devices = false, have_verify = false;
@@ -84,6 +181,30 @@ static int load_stream(struct migration *m, struct mig_stream *s, char *err, siz
 	ret = mig_stream_read_header(s, &flags, err, errlen);
 	if (ret)
 		goto out;
+	n = ((flags >> MIG_HDR_CHANNELS_SHIFT) & 0xff) + 1;
+	if (n > MIG_MAX_CHANNELS || (n > 1 && lfd < 0)) {
+		snprintf(err, errlen, "the stream announces %u channels (%s)", n,
+			 lfd < 0 ? "a file has one" : "too many");
+		ret = -EBADMSG;
+		n = 1;
+		goto out;
+	}
+	if (n > 1) {
+		ret = accept_channels(m, lfd, ch, n, err, errlen);
+		if (ret)
+			goto out;
+		for (unsigned int i = 1; i < n; i++) {
+			ch[i].m = m;
+			ch[i].written = written;
+			ch[i].pages = &pages;
+			ch[i].started = pthread_create(&ch[i].thread, NULL, chan_thread, &ch[i]) == 0;
+			if (!ch[i].started) {
+				snprintf(err, errlen, "cannot start a receive thread");
+				ret = -EAGAIN;
+				goto out;
+			}
+		}
+	}
 	for (;;) {
 		const void *p;
 		size_t len;
@@ -98,6 +219,14 @@ static int load_stream(struct migration *m, struct mig_stream *s, char *err, siz
 			goto out;
 		p = s->rec.data;
 		len = s->rec.len;
+		/* Everything after the RAM needs the channels' RAM too. */
+		if (!channels_done && (type == MIG_REC_VM || type == MIG_REC_VCPU ||
+				       type == MIG_REC_DEVICES || type == MIG_REC_END)) {
+			channels_done = true;
+			ret = join_channels(ch, n, err, errlen);
+			if (ret)
+				goto out;
+		}
 		if (!have_config && type != MIG_REC_CONFIG) {
 			snprintf(err, errlen, "the stream starts with a %s record, not the "
 				 "configuration", rec_name(type));
@@ -254,6 +383,22 @@ static int load_stream(struct migration *m, struct mig_stream *s, char *err, siz
 	}
 out:
 	(void)paused;
+	/* On an error the channel threads may still be reading: wake them. */
+	for (unsigned int i = 1; i < n; i++) {
+		if (ch[i].open && !ch[i].joined)
+			shutdown(ch[i].s.fd, SHUT_RDWR);
+	}
+	if (join_channels(ch, n, why, sizeof(why)) && !ret) {
+		snprintf(err, errlen, "%s", why);
+		ret = -EIO;
+	}
+	for (unsigned int i = 1; i < n; i++) {
+		if (ch[i].open) {
+			atomic_store(&m->fd[i], -1);
+			close(ch[i].s.fd);
+			mig_stream_fini(&ch[i].s);
+		}
+	}
 	free(have_vcpu);
 	free(written);
 	return ret;
@@ -282,25 +427,28 @@ void *mig_incoming_thread(void *arg)
 		}
 		log_info("migration: waiting for the VM on %s", m->uri.text);
 		fd = mig_uri_accept(lfd, m->cancel_fd, err, sizeof(err));
-		close(lfd);
-		if (m->uri.kind == MIG_URI_UNIX)
-			unlink(m->uri.path);
 		if (fd < 0) {
 			ret = fd;
-			goto out;
+			goto out_listen;
 		}
 	}
-	atomic_store(&m->fd, fd);
+	atomic_store(&m->fd[0], fd);
 	mig_stream_init(&s, fd);
-	ret = load_stream(m, &s, err, sizeof(err));
+	ret = load_stream(m, &s, lfd, err, sizeof(err));
 	if (m->uri.kind != MIG_URI_FILE)
 		send_ack(fd, ret, err);
 	pthread_mutex_lock(&m->lock);
 	m->info.total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;
 	pthread_mutex_unlock(&m->lock);
-	atomic_store(&m->fd, -1);
+	atomic_store(&m->fd[0], -1);
 	mig_stream_fini(&s);
 	close(fd);
+out_listen:
+	if (lfd >= 0) {
+		close(lfd);
+		if (m->uri.kind == MIG_URI_UNIX)
+			unlink(m->uri.path);
+	}
 out:
 	mig_finish(m, ret, err);
 	return NULL;

@@ -155,11 +155,11 @@ static void throttle_stop(struct migration *m)
 
 /* --- the outgoing thread ------------------------------------------------------ */
 
-static void update_info(struct migration *m, const struct mig_stream *s, const struct mig_ram *r,
+static void update_info(struct migration *m, uint64_t sent, const struct mig_ram *r,
 			uint64_t iterations, uint64_t bw, uint64_t dirty_rate)
 {
 	pthread_mutex_lock(&m->lock);
-	m->info.transferred = s->bytes;
+	m->info.transferred = sent;
 	m->info.remaining = r->dirty_pages * MEM_PAGE_SIZE;
 	m->info.pages = r->data_pages;
 	m->info.zero_pages = r->zero_pages;
@@ -282,43 +282,138 @@ static int open_target(struct migration *m, char *tmp, size_t tmplen, char *err,
 	return fd;
 }
 
+/* Extra channel i: connect and say which one it is. */
+static int open_channel(struct migration *m, unsigned int i, char *err, size_t errlen)
+{
+	uint8_t hello[16];
+	uint32_t v = htole32(1), idx = htole32(i);
+	int fd = mig_uri_connect(&m->uri, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	memcpy(hello, MIG_CHAN_MAGIC, 8);
+	memcpy(hello + 8, &v, 4);
+	memcpy(hello + 12, &idx, 4);
+	if (send(fd, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
+		snprintf(err, errlen, "channel %u: %s", i, strerror(errno));
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+struct pass_job {
+	struct mig_sender *x;
+	const atomic_bool *cancel;
+	pthread_t thread;
+	bool started;
+	int ret;
+};
+
+static void *pass_thread(void *arg)
+{
+	struct pass_job *j = arg;
+
+	pthread_setname_np(pthread_self(), "migration-tx");
+	j->ret = mig_ram_send_part(j->x, j->cancel);
+	return NULL;
+}
+
+/* One RAM pass over n channels: channel 0 on this thread, the others on
+ * short-lived threads (one per pass: a pass is milliseconds at least; if a
+ * thread cannot be started, its part runs here). */
+static int send_pass(struct mig_ram *r, struct mig_sender *x, unsigned int n,
+		     const atomic_bool *cancel)
+{
+	struct pass_job jobs[MIG_MAX_CHANNELS];
+	int ret;
+
+	for (unsigned int i = 1; i < n; i++) {
+		jobs[i] = (struct pass_job){ .x = &x[i], .cancel = cancel };
+		jobs[i].started = pthread_create(&jobs[i].thread, NULL, pass_thread, &jobs[i]) == 0;
+	}
+	ret = mig_ram_send_part(&x[0], cancel);
+	for (unsigned int i = 1; i < n; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		else
+			jobs[i].ret = mig_ram_send_part(&x[i], cancel);
+		if (!ret)
+			ret = jobs[i].ret;
+	}
+	mig_ram_pass_done(r, x, n);
+	return ret;
+}
+
+static uint64_t sent_bytes(const struct mig_stream *s, unsigned int n)
+{
+	uint64_t b = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		b += s[i].bytes;
+	return b;
+}
+
 static void *out_thread(void *arg)
 {
 	struct migration *m = arg;
 	struct vm *vm = m->vm;
 	struct mig_params p = m->params;  /* fixed for this run */
-	struct mig_stream s;
+	unsigned int n = m->uri.kind == MIG_URI_FILE ? 1 : MAX(p.channels, 1u);
+	struct mig_stream s[MIG_MAX_CHANNELS];
+	struct mig_sender x[MIG_MAX_CHANNELS];
 	struct mig_ram r;
 	struct mig_buf b;
 	char err[256] = "", tmp[4200] = "";
 	uint64_t iter = 0, bw = 0, dirty_rate = 0, t0, t1, sent0, verify_hash = 0;
+	unsigned int nr_open = 0, nr_senders = 0;
 	int fd, ret;
-	bool ram_ok = false, paused = false;
+	bool ram_ok = false;
 
 	pthread_setname_np(pthread_self(), "migration");
 	mig_buf_init(&b);
+	n = MIN(n, (unsigned int)MIG_MAX_CHANNELS);
 	fd = open_target(m, tmp, sizeof(tmp), err, sizeof(err));
 	if (fd < 0) {
 		ret = fd;
 		goto out;
 	}
-	atomic_store(&m->fd, fd);
-	mig_stream_init(&s, fd);
-	s.max_bandwidth = p.max_bandwidth;
+	atomic_store(&m->fd[0], fd);
+	mig_stream_init(&s[0], fd);
+	nr_open = 1;
 	ret = mig_ram_init(&r, vm->mem, vm->vm_fd);
 	if (ret) {
 		snprintf(err, sizeof(err), "out of memory for the dirty bitmaps");
-		goto out_stream;
+		goto out_streams;
 	}
 	ram_ok = true;
-	ret = mig_stream_write_header(&s, p.verify ? 1 : 0);
+	ret = mig_stream_write_header(&s[0], (p.verify ? MIG_HDR_VERIFY : 0) |
+				      ((n - 1) << MIG_HDR_CHANNELS_SHIFT));
 	if (!ret)
 		ret = mig_config_save(vm, &b);
 	if (!ret)
-		ret = mig_stream_put(&s, MIG_REC_CONFIG, b.data, b.len);
+		ret = mig_stream_put(&s[0], MIG_REC_CONFIG, b.data, b.len);
 	if (ret) {
 		snprintf(err, sizeof(err), "sending the header: %s", strerror(-ret));
 		goto out_ram;
+	}
+	for (; nr_open < n; nr_open++) {
+		int cfd = open_channel(m, nr_open, err, sizeof(err));
+
+		if (cfd < 0) {
+			ret = cfd;
+			goto out_ram;
+		}
+		atomic_store(&m->fd[nr_open], cfd);
+		mig_stream_init(&s[nr_open], cfd);
+	}
+	for (; nr_senders < n; nr_senders++) {
+		s[nr_senders].max_bandwidth = p.max_bandwidth / n;
+		ret = mig_sender_init(&x[nr_senders], &r, &s[nr_senders], nr_senders, n);
+		if (ret) {
+			snprintf(err, sizeof(err), "out of memory for the send buffers");
+			goto out_ram;
+		}
 	}
 	ret = mig_ram_log_start(&r);
 	if (ret) {
@@ -334,14 +429,14 @@ static void *out_thread(void *arg)
 	/* Pre-copy passes. */
 	for (;;) {
 		t0 = mig_now_ns();
-		sent0 = s.bytes;
-		ret = mig_ram_send(&r, &s, &m->cancel);
+		sent0 = sent_bytes(s, n);
+		ret = send_pass(&r, x, n, &m->cancel);
 		if (ret)
 			goto ram_err;
 		iter++;
 		mig_buf_reset(&b);
 		mig_put_u32(&b, (uint32_t)iter);
-		ret = mig_stream_put(&s, MIG_REC_PASS, b.data, b.len);
+		ret = mig_stream_put(&s[0], MIG_REC_PASS, b.data, b.len);
 		if (ret)
 			goto ram_err;
 		ret = mig_ram_sync(&r);
@@ -352,12 +447,12 @@ static void *out_thread(void *arg)
 		t1 = mig_now_ns();
 		/* Bandwidth from this pass when it was long enough to measure,
 		 * else keep the last figure. */
-		if (t1 - t0 > 1000000 && s.bytes - sent0 > (1u << 20))
-			bw = (s.bytes - sent0) * 1000000000ull / (t1 - t0);
+		if (t1 - t0 > 1000000 && sent_bytes(s, n) - sent0 > (1u << 20))
+			bw = (sent_bytes(s, n) - sent0) * 1000000000ull / (t1 - t0);
 		else if (!bw)
 			bw = 1000ull << 20; /* a first guess: 1 GB/s */
 		dirty_rate = r.dirty_pages * MEM_PAGE_SIZE * 1000000000ull / MAX(t1 - t0, 1ull);
-		update_info(m, &s, &r, iter, bw, dirty_rate);
+		update_info(m, sent_bytes(s, n), &r, iter, bw, dirty_rate);
 		if (r.dirty_pages * MEM_PAGE_SIZE * 1000 <= p.downtime_limit_ms * bw)
 			break;
 		if (atomic_load(&m->cancel)) {
@@ -380,7 +475,6 @@ static void *out_thread(void *arg)
 		snprintf(err, sizeof(err), "the VM is stopping");
 		goto out_log;
 	}
-	paused = true;
 	m->t_pause_ns = mig_now_ns();
 	throttle_stop(m);
 	mig_set_status(m, MIG_S_DEVICE);
@@ -389,24 +483,28 @@ static void *out_thread(void *arg)
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
 		goto out_log;
 	}
-	ret = mig_ram_send(&r, &s, NULL);
+	ret = send_pass(&r, x, n, NULL);
+	/* Extra channels end here; the destination waits for their ends
+	 * before it loads any state. */
+	for (unsigned int i = 1; !ret && i < n; i++)
+		ret = mig_stream_put(&s[i], MIG_REC_END, NULL, 0);
 	if (ret)
 		goto ram_err;
-	ret = put_state(m, &s, &b, err, sizeof(err));
+	ret = put_state(m, &s[0], &b, err, sizeof(err));
 	if (ret)
 		goto out_log;
 	if (p.verify) {
 		verify_hash = mig_ram_hash(vm->mem);
 		mig_buf_reset(&b);
 		mig_put_u64(&b, verify_hash);
-		ret = mig_stream_put(&s, MIG_REC_VERIFY, b.data, b.len);
+		ret = mig_stream_put(&s[0], MIG_REC_VERIFY, b.data, b.len);
 		if (ret)
 			goto ram_err;
 	}
-	ret = mig_stream_put(&s, MIG_REC_END, NULL, 0);
+	ret = mig_stream_put(&s[0], MIG_REC_END, NULL, 0);
 	if (ret)
 		goto ram_err;
-	update_info(m, &s, &r, iter, bw, dirty_rate);
+	update_info(m, sent_bytes(s, n), &r, iter, bw, dirty_rate);
 	if (m->uri.kind == MIG_URI_FILE) {
 		if (fsync(fd) < 0 || rename(tmp, m->uri.path) < 0) {
 			ret = -errno;
@@ -440,17 +538,19 @@ out_log:
 	if (ret || m->uri.kind == MIG_URI_FILE)
 		mig_ram_log_stop(&r);
 out_ram:
+	for (unsigned int i = 0; i < nr_senders; i++)
+		mig_sender_fini(&x[i]);
 	if (ram_ok)
 		mig_ram_fini(&r);
-	mig_buf_free(&r.out);
-out_stream:
-	atomic_store(&m->fd, -1);
-	mig_stream_fini(&s);
-	close(fd);
+out_streams:
+	for (unsigned int i = 0; i < nr_open; i++) {
+		atomic_store(&m->fd[i], -1);
+		close(s[i].fd);
+		mig_stream_fini(&s[i]);
+	}
 	if (tmp[0])
 		unlink(tmp);
 out:
-	(void)paused;
 	mig_buf_free(&b);
 	if (ret == -ECANCELED || atomic_load(&m->cancel))
 		snprintf(err, sizeof(err), "cancelled");
@@ -588,7 +688,8 @@ int migration_create(struct vm *vm, struct migration **out)
 		.downtime_limit_ms = 300, .max_bandwidth = 0, .auto_converge = true,
 		.channels = 1, .verify = false,
 	};
-	atomic_store(&m->fd, -1);
+	for (unsigned int i = 0; i < MIG_MAX_CHANNELS; i++)
+		atomic_store(&m->fd[i], -1);
 	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->wake_fd < 0 || m->cancel_fd < 0) {
@@ -622,9 +723,11 @@ static void cancel_thread(struct migration *m)
 	if (write(m->cancel_fd, &one, sizeof(one)) < 0) {
 		/* saturated */
 	}
-	fd = atomic_load(&m->fd);
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
+	for (unsigned int i = 0; i < MIG_MAX_CHANNELS; i++) {
+		fd = atomic_load(&m->fd[i]);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
 }
 
 void migration_vm_stopping(struct migration *m)
@@ -756,9 +859,8 @@ int migration_set_params(struct migration *m, const struct mig_params *p, char *
 		snprintf(err, errlen, "a migration is running: set parameters before `migrate`");
 		return -EBUSY;
 	}
-	if (p->channels != 1) {
-		/* One connection carries everything for now (docs/migration.md). */
-		snprintf(err, errlen, "channels: only 1 is supported by this skiff");
+	if (p->channels < 1 || p->channels > MIG_MAX_CHANNELS) {
+		snprintf(err, errlen, "channels must be from 1 to %d", MIG_MAX_CHANNELS);
 		return -EINVAL;
 	}
 	if (p->downtime_limit_ms > 2000000) {

@@ -14,6 +14,13 @@
 
 #define MIG_STATUS_LOG 16
 
+/* A channel's first bytes (extra channels only; channel 0 starts with the
+ * stream header whose flags carry the channel count):
+ * "SKIFFCHN", u32 version (1), u32 channel index. */
+#define MIG_CHAN_MAGIC "SKIFFCHN"
+#define MIG_HDR_VERIFY 1u
+#define MIG_HDR_CHANNELS_SHIFT 8     /* bits 8-15: channels - 1 */
+
 struct migration {
 	struct vm *vm;
 	struct event_loop *loop;
@@ -26,7 +33,7 @@ struct migration {
 	bool incoming;
 	struct mig_uri uri;
 	atomic_bool cancel;
-	atomic_int fd;               /* the stream's socket, for shutdown(); -1 */
+	atomic_int fd[MIG_MAX_CHANNELS]; /* the streams' sockets, for shutdown(); -1 */
 
 	pthread_t throttle_thread;
 	bool throttle_running;

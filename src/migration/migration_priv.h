@@ -25,7 +25,17 @@ struct mig_ram {
 	uint64_t *bitmap;              /* pages to send, by memfd page index */
 	uint64_t *scratch;             /* KVM_GET_DIRTY_LOG output */
 	uint64_t dirty_pages;          /* set bits in bitmap after a sync */
-	/* the batch being built */
+	/* counters */
+	uint64_t data_pages, zero_pages;
+};
+
+/* One sender per channel: its own batch, sending the chunks `part` of
+ * `nparts` (by 16 MiB chunk number). Senders of one pass run in parallel:
+ * they touch disjoint words of the shared bitmap. */
+struct mig_sender {
+	struct mig_ram *r;
+	struct mig_stream *s;
+	unsigned int part, nparts;
 	uint8_t *batch_data;
 	uint8_t *entries;
 	uint32_t nr_entries, nr_data;
@@ -33,10 +43,8 @@ struct mig_ram {
 	uint32_t last_pages;
 	uint64_t last_gpa_end;
 	struct mig_buf out;
-	/* first pass: the memfd extent around the current page */
-	off_t extent_end;
+	off_t extent_start, extent_end;  /* first pass: memfd extent cache */
 	bool extent_hole;
-	/* counters */
 	uint64_t data_pages, zero_pages;
 };
 
@@ -48,7 +56,15 @@ void mig_ram_log_stop(struct mig_ram *r);
 /* Adds the pages dirtied since the last sync (KVM's log and the devices'
  * bitmap) to the send bitmap; updates dirty_pages. */
 int MUST_CHECK mig_ram_sync(struct mig_ram *r);
-/* Sends every page in the bitmap (clearing KVM's log chunk by chunk first). */
+int MUST_CHECK mig_sender_init(struct mig_sender *x, struct mig_ram *r, struct mig_stream *s,
+				unsigned int part, unsigned int nparts);
+void mig_sender_fini(struct mig_sender *x);
+/* Sends the sender's chunks of the bitmap (clearing KVM's log chunk by
+ * chunk first) and flushes its batch. */
+int MUST_CHECK mig_ram_send_part(struct mig_sender *x, const atomic_bool *cancel);
+/* After every sender of a pass finished: adds up their counters. */
+void mig_ram_pass_done(struct mig_ram *r, struct mig_sender *x, unsigned int n);
+/* One sender, one stream: a whole pass. */
 int MUST_CHECK mig_ram_send(struct mig_ram *r, struct mig_stream *s, const atomic_bool *cancel);
 /* Destination: applies one MIG_REC_RAM payload; `written` has a bit per
  * page this load wrote data to. Adds the pages described to *pages. */

@@ -48,9 +48,7 @@ int mig_ram_init(struct mig_ram *r, struct guest_mem *mem, int vm_fd)
 	r->words = (r->nr_pages + 63) / 64;
 	r->bitmap = calloc(r->words, sizeof(uint64_t));
 	r->scratch = calloc(r->words, sizeof(uint64_t));
-	r->batch_data = malloc(BATCH_DATA_PAGES * PAGE);
-	r->entries = calloc(BATCH_ENTRIES, ENTRY_BYTES);
-	if (!r->bitmap || !r->scratch || !r->batch_data || !r->entries) {
+	if (!r->bitmap || !r->scratch) {
 		mig_ram_fini(r);
 		return -ENOMEM;
 	}
@@ -61,11 +59,30 @@ void mig_ram_fini(struct mig_ram *r)
 {
 	free(r->bitmap);
 	free(r->scratch);
-	free(r->batch_data);
-	free(r->entries);
 	r->bitmap = r->scratch = NULL;
-	r->batch_data = NULL;
-	r->entries = NULL;
+}
+
+int mig_sender_init(struct mig_sender *x, struct mig_ram *r, struct mig_stream *s,
+		    unsigned int part, unsigned int nparts)
+{
+	*x = (struct mig_sender){ .r = r, .s = s, .part = part, .nparts = nparts };
+	mig_buf_init(&x->out);
+	x->batch_data = malloc(BATCH_DATA_PAGES * PAGE);
+	x->entries = calloc(BATCH_ENTRIES, ENTRY_BYTES);
+	if (!x->batch_data || !x->entries) {
+		mig_sender_fini(x);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void mig_sender_fini(struct mig_sender *x)
+{
+	free(x->batch_data);
+	free(x->entries);
+	mig_buf_free(&x->out);
+	x->batch_data = NULL;
+	x->entries = NULL;
 }
 
 static int set_slot_logging(struct mig_ram *r, bool on)
@@ -226,122 +243,130 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-static int flush_batch(struct mig_ram *r, struct mig_stream *s)
+static int flush_batch(struct mig_sender *x)
 {
-	struct mig_buf *b = &r->out;
+	struct mig_buf *b = &x->out;
 	int ret;
 
-	if (!r->nr_entries)
+	if (!x->nr_entries)
 		return 0;
 	mig_buf_reset(b);
-	mig_put_u32(b, r->nr_entries);
+	mig_put_u32(b, x->nr_entries);
 	mig_put_u32(b, 0);
-	mig_put_bytes(b, r->entries, (size_t)r->nr_entries * ENTRY_BYTES);
-	mig_put_bytes(b, r->batch_data, r->nr_data * PAGE);
+	mig_put_bytes(b, x->entries, (size_t)x->nr_entries * ENTRY_BYTES);
+	mig_put_bytes(b, x->batch_data, x->nr_data * PAGE);
 	if (b->err)
 		return b->err;
-	ret = mig_stream_put(s, MIG_REC_RAM, b->data, b->len);
-	r->nr_entries = 0;
-	r->nr_data = 0;
-	r->last_kind = 0;
+	ret = mig_stream_put(x->s, MIG_REC_RAM, b->data, b->len);
+	x->nr_entries = 0;
+	x->nr_data = 0;
+	x->last_kind = 0;
 	return ret;
 }
 
 /* Adds page `pg` (zero or data) to the batch, extending the last entry when
  * it is the next page of the same kind. */
-static int add_page(struct mig_ram *r, struct mig_stream *s, uint64_t pg, bool zero)
+static int add_page(struct mig_sender *x, uint64_t pg, bool zero)
 {
+	struct mig_ram *r = x->r;
 	uint64_t gpa = page_gpa(r, pg);
 	unsigned int kind = zero ? KIND_ZERO : KIND_DATA;
 	uint8_t *e;
 	int ret;
 
-	if (!zero && r->nr_data == BATCH_DATA_PAGES) {
-		ret = flush_batch(r, s);
+	if (!zero && x->nr_data == BATCH_DATA_PAGES) {
+		ret = flush_batch(x);
 		if (ret)
 			return ret;
 	}
 	if (!zero)
-		memcpy(r->batch_data + r->nr_data * PAGE, r->mem->host + pg * PAGE, PAGE);
-	if (r->nr_entries && r->last_kind == kind && r->last_gpa_end == gpa &&
-	    r->last_pages < UINT32_MAX) {
-		e = r->entries + (r->nr_entries - 1) * ENTRY_BYTES;
-		r->last_pages++;
-		e[8] = (uint8_t)r->last_pages;
-		e[9] = (uint8_t)(r->last_pages >> 8);
-		e[10] = (uint8_t)(r->last_pages >> 16);
-		e[11] = (uint8_t)(r->last_pages >> 24);
+		memcpy(x->batch_data + x->nr_data * PAGE, r->mem->host + pg * PAGE, PAGE);
+	if (x->nr_entries && x->last_kind == kind && x->last_gpa_end == gpa &&
+	    x->last_pages < UINT32_MAX) {
+		e = x->entries + (x->nr_entries - 1) * ENTRY_BYTES;
+		x->last_pages++;
+		e[8] = (uint8_t)x->last_pages;
+		e[9] = (uint8_t)(x->last_pages >> 8);
+		e[10] = (uint8_t)(x->last_pages >> 16);
+		e[11] = (uint8_t)(x->last_pages >> 24);
 	} else {
-		if (r->nr_entries == BATCH_ENTRIES) {
+		if (x->nr_entries == BATCH_ENTRIES) {
 			/* The copied page (at index nr_data) is dropped by
 			 * the flush and copied again by the retry. */
-			ret = flush_batch(r, s);
+			ret = flush_batch(x);
 			if (ret)
 				return ret;
-			return add_page(r, s, pg, zero);
+			return add_page(x, pg, zero);
 		}
-		e = r->entries + r->nr_entries * ENTRY_BYTES;
+		e = x->entries + x->nr_entries * ENTRY_BYTES;
 		for (int k = 0; k < 8; k++)
 			e[k] = (uint8_t)(gpa >> (8 * k));
 		e[8] = 1;
 		e[9] = e[10] = e[11] = 0;
 		e[12] = (uint8_t)kind;
 		e[13] = e[14] = e[15] = 0;
-		r->nr_entries++;
-		r->last_kind = kind;
-		r->last_pages = 1;
+		x->nr_entries++;
+		x->last_kind = kind;
+		x->last_pages = 1;
 	}
-	r->last_gpa_end = gpa + PAGE;
+	x->last_gpa_end = gpa + PAGE;
 	if (zero) {
-		r->zero_pages++;
+		x->zero_pages++;
 	} else {
-		r->nr_data++;
-		r->data_pages++;
+		x->nr_data++;
+		x->data_pages++;
 	}
 	return 0;
 }
 
-/* Is memfd page `pg` inside a hole (never written)? `hole_end` caches the
- * end of the last hole/data extent found. Only used in the first pass. */
-static bool in_hole(struct mig_ram *r, uint64_t pg)
+/* Is memfd page `pg` inside a hole (never written)? The sender caches the
+ * extent around the last page looked up. Only used in the first pass. */
+static bool in_hole(struct mig_sender *x, uint64_t pg)
 {
+	struct mig_ram *r = x->r;
 	off_t off = (off_t)(pg * PAGE), d;
 
-	if (off < r->extent_end)
-		return r->extent_hole;
+	if (off >= x->extent_start && off < x->extent_end)
+		return x->extent_hole;
+	x->extent_start = off;
 	d = lseek(r->mem->memfd, off, SEEK_DATA);
 	if (d < 0) {
 		/* ENXIO: no data from here to the end of the file. */
-		r->extent_hole = errno == ENXIO;
-		r->extent_end = r->extent_hole ? (off_t)r->mem->size : off + (off_t)PAGE;
-		return r->extent_hole;
+		x->extent_hole = errno == ENXIO;
+		x->extent_end = x->extent_hole ? (off_t)r->mem->size : off + (off_t)PAGE;
+		return x->extent_hole;
 	}
 	if (d > off) {
-		r->extent_hole = true;
-		r->extent_end = d;
+		x->extent_hole = true;
+		x->extent_end = d;
 		return true;
 	}
 	d = lseek(r->mem->memfd, off, SEEK_HOLE);
-	r->extent_hole = false;
-	r->extent_end = d > off ? d : off + (off_t)PAGE;
+	x->extent_hole = false;
+	x->extent_end = d > off ? d : off + (off_t)PAGE;
 	return false;
 }
 
-int mig_ram_send(struct mig_ram *r, struct mig_stream *s, const atomic_bool *cancel)
+int mig_ram_send_part(struct mig_sender *x, const atomic_bool *cancel)
 {
-	uint64_t w0, w1, w, slot_end_w;
+	struct mig_ram *r = x->r;
+	uint64_t w0, w1, w, slot_end_w, chunk = 0;
 	int ret;
 
-	r->extent_end = 0;
-	for (w0 = 0; w0 < r->words; w0 = w1) {
+	x->extent_start = x->extent_end = 0;
+	for (w0 = 0; w0 < r->words; w0 = w1, chunk++) {
 		uint64_t rel;
 		unsigned int slot = slot_of(r, w0 * 64, &rel);
 		const struct mem_region *reg = &r->mem->regions[slot];
 
-		if (cancel && atomic_load(cancel))
-			return -ECANCELED;
 		slot_end_w = (reg->offset / PAGE + reg->size / PAGE + 63) / 64;
 		w1 = MIN(w0 + CLEAR_CHUNK_PAGES / 64, slot_end_w);
+		/* A chunk always goes through the same channel, so a page's
+		 * copies arrive in order on the destination. */
+		if (chunk % x->nparts != x->part)
+			continue;
+		if (cancel && atomic_load(cancel))
+			return -ECANCELED;
 		for (w = w0; w < w1 && !r->bitmap[w]; w++)
 			;
 		if (w == w1)
@@ -358,19 +383,41 @@ int mig_ram_send(struct mig_ram *r, struct mig_stream *s, const atomic_bool *can
 				bool zero;
 
 				bits &= bits - 1;
-				if (r->first_pass && in_hole(r, pg))
+				if (r->first_pass && in_hole(x, pg))
 					zero = true;
 				else
 					zero = page_is_zero(r->mem->host + pg * PAGE);
-				ret = add_page(r, s, pg, zero);
+				ret = add_page(x, pg, zero);
 				if (ret)
 					return ret;
 			}
 		}
 	}
+	return flush_batch(x);
+}
+
+void mig_ram_pass_done(struct mig_ram *r, struct mig_sender *x, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		r->data_pages += x[i].data_pages;
+		r->zero_pages += x[i].zero_pages;
+		x[i].data_pages = x[i].zero_pages = 0;
+	}
 	r->first_pass = false;
 	r->dirty_pages = 0;
-	return flush_batch(r, s);
+}
+
+int mig_ram_send(struct mig_ram *r, struct mig_stream *s, const atomic_bool *cancel)
+{
+	struct mig_sender x;
+	int ret = mig_sender_init(&x, r, s, 0, 1);
+
+	if (ret)
+		return ret;
+	ret = mig_ram_send_part(&x, cancel);
+	mig_ram_pass_done(r, &x, 1);
+	mig_sender_fini(&x);
+	return ret;
 }
 
 /* --- verify hash -------------------------------------------------------------- */
@@ -452,14 +499,16 @@ int mig_ram_load(struct guest_mem *mem, uint64_t *written, const void *p, size_t
 
 			if (kind == KIND_DATA) {
 				mig_get_bytes(&data, host + (uint64_t)k * PAGE, PAGE);
-				written[pg / 64] |= bit;
-			} else if (written[pg / 64] & bit) {
+				/* Channels load in parallel: their chunks never share
+				 * a word, but a hostile stream might make them. */
+				__atomic_fetch_or(&written[pg / 64], bit, __ATOMIC_RELAXED);
+			} else if (__atomic_load_n(&written[pg / 64], __ATOMIC_RELAXED) & bit) {
 				/* Only pages this load wrote can be non-zero:
 				 * the destination's RAM starts empty. */
 				memset(host + (uint64_t)k * PAGE, 0, PAGE);
 			}
 		}
-		*pages += n;
+		__atomic_fetch_add(pages, n, __ATOMIC_RELAXED);
 	}
 	return 0;
 }

@@ -500,7 +500,7 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 		ret = -ENOTSUP;
 		goto fail;
 	}
-	if (vm->kvm.backend == KVM_BACKEND_PVM && !vm->kernel.skiff_guest)
+	if (vm->kvm.backend == KVM_BACKEND_PVM && !vm->kernel.skiff_guest && !cfg->incoming)
 		log_warn("this host's KVM is PVM: it emulates guest ring 0 and cannot run "
 			 "unmodified kernels; only skiff test guests run here");
 	ret = create_vcpus(vm, err, errlen);

@@ -239,7 +239,6 @@ static uint64_t send_ram(struct guest_mem *src, bool first, const uint64_t *page
 	ck_assert_int_eq(mig_ram_send(&r, &s, NULL), 0);
 	ck_assert_uint_eq(r.data_pages + r.zero_pages, first ? RAM / MEM_PAGE_SIZE : (uint64_t)n);
 	mig_stream_fini(&s);
-	mig_buf_free(&r.out);
 	mig_ram_fini(&r);
 	return 0;
 }
