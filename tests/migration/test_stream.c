@@ -296,6 +296,55 @@ START_TEST(ram_round_trip)
 }
 END_TEST
 
+/* Three senders (channels) split a pass by 16 MiB chunk: each page goes out
+ * exactly once, and loading the channels one after the other rebuilds RAM. */
+START_TEST(ram_channels)
+{
+	struct guest_mem *src, *dst;
+	struct mig_ram r;
+	struct mig_sender x[3];
+	struct mig_stream s[3];
+	uint64_t *written, total = 0;
+	int fds[3];
+	const uint64_t ram = 64 * MiB;
+
+	ck_assert_int_eq(mem_create(ram, &src), 0);
+	ck_assert_int_eq(mem_create(ram, &dst), 0);
+	written = calloc(dst->dirty_words, sizeof(uint64_t));
+	for (uint64_t gpa = 0; gpa < ram; gpa += 5 * MEM_PAGE_SIZE + 8192)
+		fill(src, gpa & ~(MEM_PAGE_SIZE - 1), (uint8_t)(gpa >> 12));
+	ck_assert_int_eq(mig_ram_init(&r, src, -1), 0);
+	memset(r.bitmap, 0xff, r.words * sizeof(uint64_t));
+	r.first_pass = true;
+	for (int i = 0; i < 3; i++) {
+		fds[i] = tmpfile_fd();
+		mig_stream_init(&s[i], fds[i]);
+		ck_assert_int_eq(mig_sender_init(&x[i], &r, &s[i], (unsigned int)i, 3), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(mig_ram_send_part(&x[i], NULL), 0);
+		/* 64 MiB = 4 chunks of 16 MiB: channel 0 gets two. */
+		ck_assert_uint_eq(x[i].data_pages + x[i].zero_pages, (i == 0 ? 2 : 1) * 4096);
+		total += x[i].data_pages + x[i].zero_pages;
+	}
+	ck_assert_uint_eq(total, ram / MEM_PAGE_SIZE);
+	mig_ram_pass_done(&r, x, 3);
+	ck_assert_uint_eq(r.data_pages + r.zero_pages, ram / MEM_PAGE_SIZE);
+	for (int i = 2; i >= 0; i--)
+		load_all(dst, written, fds[i]);
+	ck_assert_mem_eq(dst->host, src->host, ram);
+	for (int i = 0; i < 3; i++) {
+		mig_sender_fini(&x[i]);
+		mig_stream_fini(&s[i]);
+		close(fds[i]);
+	}
+	mig_ram_fini(&r);
+	free(written);
+	mem_destroy(src);
+	mem_destroy(dst);
+}
+END_TEST
+
 /* One batch: count entries then data. */
 static size_t batch(uint8_t *out, const uint64_t *gpa, const uint32_t *n, const uint32_t *kind,
 		    int count, size_t data_pages)
@@ -453,6 +502,7 @@ int main(void)
 	tcase_add_test(tc, stream_round_trip);
 	tcase_add_test(tc, stream_hostile);
 	tcase_add_test(tc, ram_round_trip);
+	tcase_add_test(tc, ram_channels);
 	tcase_add_test(tc, ram_hostile);
 	tcase_add_test(tc, uri_parse);
 	tcase_add_test(tc, config_incoming);
