@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,9 +46,17 @@ static uint64_t backing_size(const char *path)
 	return size;
 }
 
+/* The CPUID table as vCPU 0 sees it: KVM_GET_SUPPORTED_CPUID reports some
+ * fields of the CPU the ioctl ran on (leaf 1's APIC ID, ...), which differ
+ * from run to run; the per-vCPU patch replaces all of them. */
+static struct kvm_cpuid2 *cpuid_table(struct vm *vm)
+{
+	return vm->vcpu_ctx.cpuid ? vcpu_cpuid_for(vm->vcpu_ctx.cpuid, 0, vm->nr_vcpus) : NULL;
+}
+
 int mig_config_save(struct vm *vm, struct mig_buf *b)
 {
-	const struct kvm_cpuid2 *c = vm->vcpu_ctx.cpuid;
+	struct kvm_cpuid2 *c = cpuid_table(vm);
 
 	mig_put_u32(b, CONFIG_REC_VERSION);
 	mig_put_u64(b, vm->mem->size);
@@ -74,12 +83,13 @@ int mig_config_save(struct vm *vm, struct mig_buf *b)
 		mig_put_u32(b, d->queues);
 	}
 	mig_put_u32(b, 0);
+	free(c);
 	return b->err;
 }
 
-int mig_config_check(struct vm *vm, const void *p, size_t len, char *err, size_t errlen)
+static int config_check(struct vm *vm, const struct kvm_cpuid2 *c, const void *p, size_t len,
+			char *err, size_t errlen)
 {
-	const struct kvm_cpuid2 *c = vm->vcpu_ctx.cpuid;
 	struct mig_rd r;
 	uint32_t v, n;
 	uint64_t mem;
@@ -119,7 +129,9 @@ int mig_config_check(struct vm *vm, const void *p, size_t len, char *err, size_t
 		if (!r.bad && (f != e->function || idx != e->index || fl != e->flags ||
 			       a != e->eax || bb != e->ebx || cc != e->ecx || d != e->edx)) {
 			snprintf(err, errlen, "CPUID leaf 0x%x index %u differs between the source "
-				 "and this host: the hosts' CPUs or KVM versions differ", f, idx);
+				 "(%08x %08x %08x %08x) and this host (%08x %08x %08x %08x): the hosts' "
+				 "CPUs or KVM versions differ", f, idx, a, bb, cc, d, e->eax, e->ebx,
+				 e->ecx, e->edx);
 			return -EINVAL;
 		}
 	}
@@ -165,4 +177,18 @@ int mig_config_check(struct vm *vm, const void *p, size_t len, char *err, size_t
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+int mig_config_check(struct vm *vm, const void *p, size_t len, char *err, size_t errlen)
+{
+	struct kvm_cpuid2 *c = cpuid_table(vm);
+	int ret;
+
+	if (vm->vcpu_ctx.cpuid && !c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = config_check(vm, c, p, len, err, errlen);
+	free(c);
+	return ret;
 }

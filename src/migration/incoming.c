@@ -246,9 +246,15 @@ static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char 
 				goto out;
 			}
 			have_config = true;
-			pthread_mutex_lock(&m->lock);
-			m->info.status = MIG_S_ACTIVE;
-			pthread_mutex_unlock(&m->lock);
+			/* Pause the devices now, off the downtime's path: the
+			 * guest does not run here yet anyway. */
+			if (!mig_request_pause(m)) {
+				snprintf(err, errlen, "the VM is stopping");
+				ret = -ECANCELED;
+				goto out;
+			}
+			paused = true;
+			mig_set_status(m, MIG_S_ACTIVE);
 			break;
 		case MIG_REC_RAM:
 			if (state_started) {
@@ -275,12 +281,6 @@ static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char 
 		case MIG_REC_DEVICES:
 			if (!state_started) {
 				state_started = true;
-				if (!mig_request_pause(m)) {
-					snprintf(err, errlen, "the VM is stopping");
-					ret = -ECANCELED;
-					goto out;
-				}
-				paused = true;
 				mig_set_status(m, MIG_S_DEVICE);
 			}
 			if (type == MIG_REC_VM) {

@@ -469,13 +469,14 @@ static void *out_thread(void *arg)
 		}
 	}
 
-	/* Final phase: the VM stops here. */
+	/* Final phase: the VM stops here. Downtime starts when we ask for
+	 * the pause: parking the vCPUs is part of it. */
+	m->t_pause_ns = mig_now_ns();
 	if (!mig_request_pause(m)) {
 		ret = -ECANCELED;
 		snprintf(err, sizeof(err), "the VM is stopping");
 		goto out_log;
 	}
-	m->t_pause_ns = mig_now_ns();
 	throttle_stop(m);
 	mig_set_status(m, MIG_S_DEVICE);
 	ret = mig_ram_sync(&r);

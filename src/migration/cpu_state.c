@@ -1,0 +1,389 @@
+/*
+ * vCPU and VM state records for migration.
+ *
+ * vCPU record (v1): u32 version, then sections {u32 tag, u32 length, bytes}
+ * in load order. Sections holding a KVM ABI struct carry it verbatim (x86
+ * is little-endian; the length must equal the struct's size on load).
+ * MSRs: u32 count, then count x {u32 index, u32 reserved, u64 value}.
+ *
+ * Thread context: migration thread, the vCPU's thread parked (not in
+ * KVM_RUN); KVM serialises vCPU ioctls anyway.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "migration.h"
+#include "vcpu.h"
+
+#define VCPU_REC_VERSION 1
+#define VM_REC_VERSION 1
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+#define MAX_MSRS 512
+
+enum {
+	SEC_REGS = 1, SEC_XSAVE, SEC_FPU, SEC_XCRS, SEC_SREGS, SEC_MSRS, SEC_MPSTATE,
+	SEC_LAPIC, SEC_DEADLINE, SEC_EVENTS, SEC_DEBUGREGS,
+	VM_SEC_CLOCK = 32, VM_SEC_PIC0, VM_SEC_PIC1, VM_SEC_IOAPIC, VM_SEC_PIT,
+};
+
+static void put_sec(struct mig_buf *b, uint32_t tag, const void *p, size_t len)
+{
+	mig_put_u32(b, tag);
+	mig_put_u32(b, (uint32_t)len);
+	mig_put_bytes(b, p, len);
+}
+
+/* The MSRs KVM saves for this vCPU: the index list minus those
+ * KVM_GET_MSRS refuses. KVM_GET_MSRS stops at the first MSR it refuses
+ * and returns how many it read, so one call per refused MSR finds them. */
+static int msr_list(struct vcpu *v, struct kvm_msrs **out)
+{
+	struct kvm_msr_list *list;
+	struct kvm_msrs *m, *probe;
+	uint32_t n = 0, from = 0;
+	int ret = 0;
+
+	list = calloc(1, sizeof(*list) + MAX_MSRS * sizeof(uint32_t));
+	m = calloc(1, sizeof(*m) + MAX_MSRS * sizeof(struct kvm_msr_entry));
+	probe = calloc(1, sizeof(*probe) + MAX_MSRS * sizeof(struct kvm_msr_entry));
+	if (!list || !m || !probe) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	list->nmsrs = MAX_MSRS;
+	if (ioctl(v->ctx->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	while (from < list->nmsrs) {
+		uint32_t k = 0;
+		int got;
+
+		for (uint32_t i = from; i < list->nmsrs; i++) {
+			if (list->indices[i] != MSR_IA32_TSC_DEADLINE) /* its own section */
+				probe->entries[k++].index = list->indices[i];
+		}
+		if (!k)
+			break;
+		probe->nmsrs = k;
+		got = ioctl(v->fd, KVM_GET_MSRS, probe);
+		if (got < 0) {
+			ret = -errno;
+			goto fail;
+		}
+		for (int i = 0; i < got; i++)
+			m->entries[n++].index = probe->entries[i].index;
+		if ((uint32_t)got == k)
+			break;
+		/* Skip the refused one: find it in the list and go on after it. */
+		for (uint32_t i = from; i < list->nmsrs; i++) {
+			if (list->indices[i] == probe->entries[got].index) {
+				from = i + 1;
+				break;
+			}
+		}
+	}
+	m->nmsrs = n;
+	free(probe);
+	free(list);
+	*out = m;
+	return 0;
+fail:
+	free(probe);
+	free(list);
+	free(m);
+	return ret;
+}
+
+int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_mp_state mp;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events ev;
+	struct kvm_debugregs dbg;
+	struct kvm_msrs *msrs = NULL;
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} deadline = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC_DEADLINE };
+	int xsize, ret;
+	void *xsave = NULL;
+
+	mig_put_u32(out, VCPU_REC_VERSION);
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return -errno;
+	put_sec(out, SEC_REGS, &regs, sizeof(regs));
+	xsize = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	if (xsize < (int)sizeof(struct kvm_xsave))
+		xsize = sizeof(struct kvm_xsave);
+	xsave = calloc(1, (size_t)xsize);
+	if (!xsave)
+		return -ENOMEM;
+	if (ioctl(v->fd, KVM_GET_XSAVE2, xsave) == 0 || ioctl(v->fd, KVM_GET_XSAVE, xsave) == 0) {
+		put_sec(out, SEC_XSAVE, xsave, (size_t)xsize);
+	} else {
+		struct kvm_fpu fpu;
+
+		if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		put_sec(out, SEC_FPU, &fpu, sizeof(fpu));
+	}
+	if (ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0)
+		put_sec(out, SEC_XCRS, &xcrs, sizeof(xcrs));
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	put_sec(out, SEC_SREGS, &sregs, sizeof(sregs));
+	ret = msr_list(v, &msrs);
+	if (ret)
+		goto out;
+	if (ioctl(v->fd, KVM_GET_MSRS, msrs) != (int)msrs->nmsrs) {
+		ret = -EIO;
+		goto out;
+	}
+	mig_put_u32(out, SEC_MSRS);
+	mig_put_u32(out, 4 + 16 * msrs->nmsrs);
+	mig_put_u32(out, msrs->nmsrs);
+	for (uint32_t i = 0; i < msrs->nmsrs; i++) {
+		mig_put_u32(out, msrs->entries[i].index);
+		mig_put_u32(out, 0);
+		mig_put_u64(out, msrs->entries[i].data);
+	}
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0 ||
+	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ioctl(v->fd, KVM_GET_DEBUGREGS, &dbg) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	put_sec(out, SEC_MPSTATE, &mp, sizeof(mp));
+	put_sec(out, SEC_LAPIC, &lapic, sizeof(lapic));
+	if (ioctl(v->fd, KVM_GET_MSRS, &deadline) == 1)
+		put_sec(out, SEC_DEADLINE, &deadline.e.data, sizeof(deadline.e.data));
+	put_sec(out, SEC_EVENTS, &ev, sizeof(ev));
+	put_sec(out, SEC_DEBUGREGS, &dbg, sizeof(dbg));
+	ret = out->err;
+out:
+	free(msrs);
+	free(xsave);
+	return ret;
+}
+
+/* Fixed-size section: the payload must be exactly `size` bytes. */
+static bool sec_is(uint32_t len, size_t size, const char *what, char *err, size_t errlen)
+{
+	if (len == size)
+		return true;
+	snprintf(err, errlen, "%s section is %u bytes, this host's KVM uses %zu", what, len, size);
+	return false;
+}
+
+int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t errlen)
+{
+	struct mig_rd r;
+	uint32_t version, seen = 0;
+	int xsize = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+
+	if (xsize < (int)sizeof(struct kvm_xsave))
+		xsize = sizeof(struct kvm_xsave);
+	mig_rd_init(&r, p, len);
+	version = mig_get_u32(&r);
+	if (r.bad || version != VCPU_REC_VERSION) {
+		snprintf(err, errlen, "vCPU record version %u, expected %u", version, VCPU_REC_VERSION);
+		return -EPROTO;
+	}
+	while (mig_rd_left(&r)) {
+		uint32_t tag = mig_get_u32(&r), slen = mig_get_u32(&r);
+		const uint8_t *d = mig_get_ptr(&r, slen);
+		unsigned long req = 0;
+		const char *what = NULL;
+		size_t size = 0;
+
+		if (!d) {
+			snprintf(err, errlen, "vCPU section %u overruns the record", tag);
+			return -EBADMSG;
+		}
+		if (tag < 32 && (seen & (1u << tag))) {
+			snprintf(err, errlen, "vCPU section %u appears twice", tag);
+			return -EBADMSG;
+		}
+		if (tag < 32)
+			seen |= 1u << tag;
+		switch (tag) {
+		case SEC_REGS: req = KVM_SET_REGS; what = "registers"; size = sizeof(struct kvm_regs); break;
+		case SEC_XSAVE: req = KVM_SET_XSAVE; what = "XSAVE"; size = (size_t)xsize; break;
+		case SEC_FPU: req = KVM_SET_FPU; what = "FPU"; size = sizeof(struct kvm_fpu); break;
+		case SEC_XCRS: req = KVM_SET_XCRS; what = "XCR"; size = sizeof(struct kvm_xcrs); break;
+		case SEC_SREGS: req = KVM_SET_SREGS; what = "segment registers"; size = sizeof(struct kvm_sregs); break;
+		case SEC_MPSTATE: req = KVM_SET_MP_STATE; what = "MP state"; size = sizeof(struct kvm_mp_state); break;
+		case SEC_LAPIC: req = KVM_SET_LAPIC; what = "LAPIC"; size = sizeof(struct kvm_lapic_state); break;
+		case SEC_EVENTS: req = KVM_SET_VCPU_EVENTS; what = "vCPU events"; size = sizeof(struct kvm_vcpu_events); break;
+		case SEC_DEBUGREGS: req = KVM_SET_DEBUGREGS; what = "debug registers"; size = sizeof(struct kvm_debugregs); break;
+		case SEC_DEADLINE:
+		case SEC_MSRS: {
+			struct mig_rd mr;
+			uint32_t n;
+			struct kvm_msrs *m;
+
+			mig_rd_init(&mr, d, slen);
+			n = tag == SEC_DEADLINE ? 1 : mig_get_u32(&mr);
+			if (mr.bad || n > MAX_MSRS) {
+				snprintf(err, errlen, "malformed MSR section");
+				return -EBADMSG;
+			}
+			m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+			if (!m)
+				return -ENOMEM;
+			m->nmsrs = n;
+			for (uint32_t i = 0; i < n; i++) {
+				if (tag == SEC_DEADLINE) {
+					m->entries[i].index = MSR_IA32_TSC_DEADLINE;
+				} else {
+					m->entries[i].index = mig_get_u32(&mr);
+					(void)mig_get_u32(&mr);
+				}
+				m->entries[i].data = mig_get_u64(&mr);
+			}
+			if (!mig_rd_done(&mr, true)) {
+				free(m);
+				snprintf(err, errlen, "malformed MSR section");
+				return -EBADMSG;
+			}
+			int got = ioctl(v->fd, KVM_SET_MSRS, m);
+
+			if (got != (int)n) {
+				snprintf(err, errlen, "KVM refused MSR 0x%x (%d of %u set): the hosts' "
+					 "CPUs or KVM versions differ", got >= 0 && (uint32_t)got < n ?
+					 m->entries[got].index : 0, got, n);
+				free(m);
+				return -EINVAL;
+			}
+			free(m);
+			continue;
+		}
+		default:
+			snprintf(err, errlen, "unknown vCPU section %u (a newer skiff?)", tag);
+			return -EPROTO;
+		}
+		if (!sec_is(slen, size, what, err, errlen))
+			return -EPROTO;
+		{
+			void *copy = malloc(size);
+			int ret = 0;
+
+			if (!copy)
+				return -ENOMEM;
+			memcpy(copy, d, size);
+			if (ioctl(v->fd, req, copy) < 0) {
+				ret = -errno;
+				snprintf(err, errlen, "KVM refused the %s: %s", what, strerror(errno));
+			}
+			free(copy);
+			if (ret)
+				return ret;
+		}
+	}
+	if (!mig_rd_done(&r, true) || !(seen & (1u << SEC_REGS)) || !(seen & (1u << SEC_SREGS)) ||
+	    !(seen & (1u << SEC_LAPIC)) || !(seen & (1u << SEC_MSRS))) {
+		snprintf(err, errlen, "the vCPU record lacks registers, MSRs or the LAPIC");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int mig_vm_save(int vm_fd, struct mig_buf *out)
+{
+	struct kvm_clock_data clock = { 0 };
+	struct kvm_irqchip chip[3];
+	struct kvm_pit_state2 pit;
+
+	mig_put_u32(out, VM_REC_VERSION);
+	if (ioctl(vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return -errno;
+	put_sec(out, VM_SEC_CLOCK, &clock, sizeof(clock));
+	for (int i = 0; i < 3; i++) {
+		memset(&chip[i], 0, sizeof(chip[i]));
+		chip[i].chip_id = (uint32_t)i;
+		if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip[i]) < 0)
+			return -errno;
+		put_sec(out, VM_SEC_PIC0 + (uint32_t)i, &chip[i], sizeof(chip[i]));
+	}
+	if (ioctl(vm_fd, KVM_GET_PIT2, &pit) < 0)
+		return -errno;
+	put_sec(out, VM_SEC_PIT, &pit, sizeof(pit));
+	return out->err;
+}
+
+int mig_vm_load(int vm_fd, const void *p, size_t len, char *err, size_t errlen)
+{
+	struct mig_rd r;
+	uint32_t version, seen = 0;
+
+	mig_rd_init(&r, p, len);
+	version = mig_get_u32(&r);
+	if (r.bad || version != VM_REC_VERSION) {
+		snprintf(err, errlen, "VM record version %u, expected %u", version, VM_REC_VERSION);
+		return -EPROTO;
+	}
+	while (mig_rd_left(&r)) {
+		uint32_t tag = mig_get_u32(&r), slen = mig_get_u32(&r);
+		const uint8_t *d = mig_get_ptr(&r, slen);
+
+		if (!d || tag < VM_SEC_CLOCK || tag > VM_SEC_PIT || (seen & (1u << (tag - 32)))) {
+			snprintf(err, errlen, "malformed VM record (section %u)", tag);
+			return -EBADMSG;
+		}
+		seen |= 1u << (tag - 32);
+		if (tag == VM_SEC_CLOCK) {
+			struct kvm_clock_data c;
+
+			if (!sec_is(slen, sizeof(c), "KVM clock", err, errlen))
+				return -EPROTO;
+			memcpy(&c, d, sizeof(c));
+			/* Only the clock value is set; KVM picks the flags. */
+			c.flags = 0;
+			if (ioctl(vm_fd, KVM_SET_CLOCK, &c) < 0) {
+				snprintf(err, errlen, "KVM_SET_CLOCK: %s", strerror(errno));
+				return -errno;
+			}
+		} else if (tag == VM_SEC_PIT) {
+			struct kvm_pit_state2 pit;
+
+			if (!sec_is(slen, sizeof(pit), "PIT", err, errlen))
+				return -EPROTO;
+			memcpy(&pit, d, sizeof(pit));
+			if (ioctl(vm_fd, KVM_SET_PIT2, &pit) < 0) {
+				snprintf(err, errlen, "KVM_SET_PIT2: %s", strerror(errno));
+				return -errno;
+			}
+		} else {
+			struct kvm_irqchip chip;
+
+			if (!sec_is(slen, sizeof(chip), "interrupt controller", err, errlen))
+				return -EPROTO;
+			memcpy(&chip, d, sizeof(chip));
+			if (chip.chip_id != tag - VM_SEC_PIC0) {
+				snprintf(err, errlen, "interrupt controller section with chip id %u",
+					 chip.chip_id);
+				return -EBADMSG;
+			}
+			if (ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+				snprintf(err, errlen, "KVM_SET_IRQCHIP: %s", strerror(errno));
+				return -errno;
+			}
+		}
+	}
+	if (seen != 0x1f) {
+		snprintf(err, errlen, "the VM record lacks a section");
+		return -EBADMSG;
+	}
+	return 0;
+}
