@@ -37,6 +37,13 @@ struct serial_stats {
 	uint64_t tx_bytes, tx_dropped, rx_bytes, rx_dropped;
 };
 void serial_get_stats(struct serial *s, struct serial_stats *out);
+/* Migration (vCPUs parked): registers, the armed THR-empty interrupt and the
+ * receive FIFO as bytes (layout in serial.c; at most SERIAL_STATE_MAX).
+ * Output still waiting for the console stays with this process. Load
+ * checks every field and drives the IRQ line to match. */
+#define SERIAL_STATE_MAX (16 + 4096)
+size_t serial_state_save(struct serial *s, uint8_t *buf);
+int MUST_CHECK serial_state_load(struct serial *s, const uint8_t *buf, size_t len);
 
 /* --- isa-debug-exit ---------------------------------------------------- */
 /* A write of value v ends the VMM with exit status (v << 1) | 1, as QEMU's

@@ -125,6 +125,16 @@ bool pci_dev_mem_enabled(const struct pci_dev *d);
 void pci_dev_bar_access(struct pci_dev *d, unsigned int bar, uint64_t off, uint8_t *data,
 			uint32_t len, bool is_write);
 
+/* Migration (vCPUs parked, the device's I/O thread paused): a function's
+ * guest-visible state — configuration space, MSI-X table and pending bits —
+ * as bytes (layout in pci.c). Load replays it through the same paths as
+ * guest writes (BAR moves re-bind ioeventfds, MSI-X routes are re-made) and
+ * refuses a function whose identity or MSI-X size differs. */
+size_t pci_dev_state_size(const struct pci_dev *d);
+void pci_dev_state_save(struct pci_dev *d, uint8_t *buf);
+int MUST_CHECK pci_dev_state_load(struct pci_dev *d, const uint8_t *buf, size_t len,
+				  char *err, size_t errlen);
+
 /* Any thread: sends MSI-X `vector`, or sets its PBA bit while it (or the
  * function) is masked. Returns 0, -ENOENT (no such vector), -EAGAIN (MSI-X
  * disabled: nothing sent) or -errno from the irqfd write. */

@@ -162,6 +162,14 @@ typedef void (*virtio_event_fn)(void *opaque, const char *device, const char *re
 void virtio_dev_set_event(struct virtio_dev *d, const char *name, virtio_event_fn fn,
 			  void *opaque);
 
+/* Migration (virtio_state.c; vCPUs parked, the device paused): the
+ * transport, queues and PCI function as bytes; load validates them as a
+ * driver's writes and refuses a mismatched device. */
+size_t virtio_dev_state_size(const struct virtio_dev *d);
+void virtio_dev_state_save(struct virtio_dev *d, uint8_t *buf);
+int MUST_CHECK virtio_dev_state_load(struct virtio_dev *d, const uint8_t *buf, size_t len,
+				     char *err, size_t errlen);
+
 /* Any thread: a consistent-enough snapshot of the counters. */
 void virtio_dev_stats(const struct virtio_dev *d, struct virtio_stats *out);
 /* "virtio-blk", "virtio-rng" */

@@ -333,3 +333,73 @@ void msix_fini(struct pci_dev *d)
 	d->vec = NULL;
 	d->msix_n = 0;
 }
+
+/* Migration, vCPUs parked: entry i as the guest wrote it. */
+void msix_vec_get(struct pci_dev *d, unsigned int i, uint32_t w[4], bool *pending)
+{
+	struct pci_msix_vec *v = &d->vec[i];
+
+	pthread_mutex_lock(&d->msix_lock);
+	w[0] = v->addr_lo;
+	w[1] = v->addr_hi;
+	w[2] = v->data;
+	w[3] = v->ctrl;
+	*pending = v->pending;
+	pthread_mutex_unlock(&d->msix_lock);
+}
+
+/* Migration, host lock write-held: entry i from a stream, masked as a guest
+ * write would be; the caller then rewrites message control, which routes
+ * every vector (msix_cfg_write). */
+void msix_vec_set(struct pci_dev *d, unsigned int i, const uint32_t w[4], bool pending)
+{
+	struct pci_msix_vec *v = &d->vec[i];
+
+	pthread_mutex_lock(&d->msix_lock);
+	v->addr_lo = w[0] & ~3u;
+	v->addr_hi = w[1];
+	v->data = w[2];
+	v->ctrl = w[3] & MSIX_VEC_MASKED;
+	v->pending = pending;
+	pthread_mutex_unlock(&d->msix_lock);
+}
+
+/* Migration, host lock write-held, entries already set (msix_vec_set) and
+ * message control already in configuration space: takes over the enable
+ * bits and routes every live vector with one KVM_SET_GSI_ROUTING (each
+ * commit costs an SRCU grace period in the kernel; a vector at a time
+ * would multiply that by the vectors in the downtime). */
+int msix_load_commit(struct pci_dev *d)
+{
+	uint16_t ctrl = (uint16_t)cfg_get(d, d->msix_cap + 2, 2);
+	struct pci_host *h = d->host;
+	unsigned int i;
+	int ret;
+
+	pthread_mutex_lock(&d->msix_lock);
+	d->msix_enabled = ctrl & MSIX_CTRL_ENABLE;
+	d->msix_fmask = ctrl & MSIX_CTRL_FMASK;
+	pthread_mutex_lock(&h->route_lock);
+	for (i = 0; i < d->msix_n; i++) {
+		struct pci_msix_vec *v = &d->vec[i];
+
+		if (!d->msix_enabled || d->msix_fmask || (v->ctrl & MSIX_VEC_MASKED))
+			continue;
+		h->msi_routes[v->gsi - GSI_FIRST_MSI] = (struct kvm_irq_routing_entry){
+			.gsi = v->gsi, .type = KVM_IRQ_ROUTING_MSI,
+			.u.msi = { .address_lo = v->addr_lo, .address_hi = v->addr_hi,
+				   .data = v->data } };
+		h->msi_valid[v->gsi - GSI_FIRST_MSI] = true;
+		v->routed = true;
+		v->r_addr_lo = v->addr_lo;
+		v->r_addr_hi = v->addr_hi;
+		v->r_data = v->data;
+	}
+	ret = commit_routes(h);
+	pthread_mutex_unlock(&h->route_lock);
+	/* Pending messages of live vectors go out now, as on an unmask. */
+	for (i = 0; !ret && i < d->msix_n; i++)
+		update_vector(d, &d->vec[i]);
+	pthread_mutex_unlock(&d->msix_lock);
+	return ret;
+}

@@ -12,6 +12,7 @@
  * up itself.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,15 @@
 #define BAR_FLAG_MEM64 0x4  /* memory, 64-bit, not prefetchable */
 
 /* --- configuration space -------------------------------------------------- */
+
+/* A little-endian dword from a saved configuration space (migration). */
+static uint32_t cfg_get_raw(const uint8_t *cfg, uint32_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, cfg + off, 4);
+	return v;
+}
 
 uint64_t pci_dev_bar_addr(const struct pci_dev *d, unsigned int bar)
 {
@@ -470,4 +480,96 @@ void pci_host_set_cf9(struct pci_host *h, void (*fn)(void *opaque, uint8_t v), v
 	h->cf9_write = fn;
 	h->cf9_opaque = opaque;
 	pthread_rwlock_unlock(&h->lock);
+}
+
+/* --- migration ---------------------------------------------------------------
+ *
+ * Layout (v1): u8 version, u8 MSI-X vectors (n), 2 reserved bytes, the 256
+ * bytes of configuration space, then n x {u32 addr_lo, addr_hi, data, ctrl,
+ * u8 pending} (little-endian, x86's order).
+ */
+#define PCI_STATE_VERSION 1
+#define PCI_STATE_VEC 17
+
+size_t pci_dev_state_size(const struct pci_dev *d)
+{
+	return 4 + PCI_CFG_SIZE + (size_t)d->msix_n * PCI_STATE_VEC;
+}
+
+void pci_dev_state_save(struct pci_dev *d, uint8_t *buf)
+{
+	buf[0] = PCI_STATE_VERSION;
+	buf[1] = (uint8_t)d->msix_n;
+	buf[2] = buf[3] = 0;
+	memcpy(buf + 4, d->cfg, PCI_CFG_SIZE);
+	buf += 4 + PCI_CFG_SIZE;
+	for (unsigned int i = 0; i < d->msix_n; i++, buf += PCI_STATE_VEC) {
+		uint32_t w[4];
+		bool pending;
+
+		msix_vec_get(d, i, w, &pending);
+		memcpy(buf, w, 16);
+		buf[16] = pending;
+	}
+}
+
+int pci_dev_state_load(struct pci_dev *d, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	static const uint8_t ident[] = { 0x00, 0x01, 0x02, 0x03, 0x08, 0x09, 0x0a, 0x0b, 0x0e,
+					 0x2c, 0x2d, 0x2e, 0x2f };
+	const uint8_t *cfg = buf + 4;
+
+	if (len < 4 || buf[0] != PCI_STATE_VERSION || buf[1] != d->msix_n ||
+	    len != pci_dev_state_size(d)) {
+		snprintf(err, errlen, "PCI function %02x: state version %u with %u MSI-X vectors "
+			 "(%zu bytes); this function has %u", d->slot, len ? buf[0] : 0,
+			 len > 1 ? buf[1] : 0, len, d->msix_n);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < sizeof(ident); i++) {
+		if (cfg[ident[i]] != d->cfg[ident[i]]) {
+			snprintf(err, errlen, "PCI function %02x is a different device on the source "
+				 "(configuration byte 0x%02x)", d->slot, ident[i]);
+			return -EINVAL;
+		}
+	}
+	pthread_rwlock_wrlock(&d->host->lock);
+	/* Where the guest left the BARs and decoding. Usually that is where
+	 * this VM placed them too (same command line): then nothing moves and
+	 * no ioeventfd is re-bound (each costs the kernel a grace period). */
+	if (memcmp(cfg + PCI_COMMAND, d->cfg + PCI_COMMAND, 2) ||
+	    memcmp(cfg + PCI_BAR0, d->cfg + PCI_BAR0, 4 * PCI_NUM_BARS)) {
+		/* As the guest would: BARs with decoding off, then the command
+		 * register (bars_changed re-binds at the final addresses). */
+		cfg_write(d, PCI_COMMAND, 2, 0);
+		for (uint32_t off = PCI_BAR0; off < PCI_BAR0 + 4 * PCI_NUM_BARS; off += 4)
+			cfg_write(d, off, 4, cfg_get_raw(cfg, off));
+		cfg_write(d, PCI_COMMAND, 2, cfg_get_raw(cfg, PCI_COMMAND) & 0xffff);
+	}
+	cfg_write(d, PCI_INT_LINE, 1, cfg[PCI_INT_LINE]);
+	if (d->msix_cap) {
+		const uint8_t *v = buf + 4 + PCI_CFG_SIZE;
+		uint8_t ctrl_hi = cfg[d->msix_cap + 3u];
+		int ret;
+
+		for (unsigned int i = 0; i < d->msix_n; i++, v += PCI_STATE_VEC) {
+			uint32_t w[4];
+
+			memcpy(w, v, 16);
+			msix_vec_set(d, i, w, v[16] & 1);
+		}
+		/* Message control's writable bits, then all routes at once. */
+		d->cfg[d->msix_cap + 3u] = (uint8_t)((d->cfg[d->msix_cap + 3u] &
+						      ~d->wmask[d->msix_cap + 3u]) |
+						     (ctrl_hi & d->wmask[d->msix_cap + 3u]));
+		ret = msix_load_commit(d);
+		if (ret) {
+			pthread_rwlock_unlock(&d->host->lock);
+			snprintf(err, errlen, "PCI function %02x: KVM refused the MSI-X routes: %s",
+				 d->slot, strerror(-ret));
+			return ret;
+		}
+	}
+	pthread_rwlock_unlock(&d->host->lock);
+	return 0;
 }

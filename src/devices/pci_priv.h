@@ -71,6 +71,10 @@ void msix_cfg_write(struct pci_dev *d, uint32_t off, uint32_t len);
 void msix_bar_rw(struct pci_dev *d, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 void msix_fini(struct pci_dev *d);
 void msix_reset(struct pci_dev *d);
+/* Migration: vector i's table entry and pending bit (msix_lock taken). */
+void msix_vec_get(struct pci_dev *d, unsigned int i, uint32_t w[4], bool *pending);
+void msix_vec_set(struct pci_dev *d, unsigned int i, const uint32_t w[4], bool pending);
+int msix_load_commit(struct pci_dev *d);
 int msix_routes_init(struct pci_host *h);
 void msix_routes_fini(struct pci_host *h);
 

@@ -307,3 +307,64 @@ void serial_destroy(struct serial *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
+
+/* --- migration ----------------------------------------------------------------
+ *
+ * Layout (v1): u8 version, ier, lcr, mcr, scr, fcr, dll, dlm, thr_pending,
+ * 3 reserved bytes, u32 rx_len, then rx_len bytes of the receive FIFO.
+ */
+#define SERIAL_STATE_VERSION 1
+
+_Static_assert(SERIAL_STATE_MAX >= 16 + RX_QUEUE, "SERIAL_STATE_MAX too small");
+
+size_t serial_state_save(struct serial *s, uint8_t *buf)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&s->lock);
+	buf[0] = SERIAL_STATE_VERSION;
+	buf[1] = s->ier;
+	buf[2] = s->lcr;
+	buf[3] = s->mcr;
+	buf[4] = s->scr;
+	buf[5] = s->fcr;
+	buf[6] = s->dll;
+	buf[7] = s->dlm;
+	buf[8] = s->thr_pending;
+	buf[9] = buf[10] = buf[11] = 0;
+	n = (uint32_t)s->rx_len;
+	memcpy(buf + 12, &n, 4);
+	for (size_t i = 0; i < s->rx_len; i++)
+		buf[16 + i] = s->rx[(s->rx_head + i) % RX_QUEUE];
+	pthread_mutex_unlock(&s->lock);
+	return 16 + n;
+}
+
+int serial_state_load(struct serial *s, const uint8_t *buf, size_t len)
+{
+	uint32_t n;
+
+	if (len < 16 || buf[0] != SERIAL_STATE_VERSION)
+		return -EINVAL;
+	memcpy(&n, buf + 12, 4);
+	if (n > RX_QUEUE || len != 16 + (size_t)n || buf[8] > 1)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->ier = buf[1] & 0x0f;
+	s->lcr = buf[2];
+	s->mcr = buf[3] & 0x1f;
+	s->scr = buf[4];
+	s->fcr = buf[5] & 0xc9;
+	s->dll = buf[6];
+	s->dlm = buf[7];
+	s->thr_pending = buf[8];
+	memcpy(s->rx, buf + 16, n);
+	s->rx_head = 0;
+	s->rx_len = n;
+	/* Drive the line from scratch: the new VM's line state is unknown. */
+	s->irq_level = !(iir_value(s) & IIR_NONE);
+	if (irq_line_set(&s->irq, s->irq_level))
+		log_limited(&s->rl, LOG_WARN, "serial: cannot drive IRQ %u", s->irq.gsi);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
