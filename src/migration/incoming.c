@@ -108,7 +108,8 @@ static int accept_channels(struct migration *m, int lfd, struct chan_rx *ch, uns
 		uint8_t hello[16];
 		uint32_t v, idx;
 		size_t got = 0;
-		int fd = mig_uri_accept(lfd, m->cancel_fd, err, errlen);
+		int fd = mig_uri_accept(lfd, m->cancel_fd, atomic_load(&m->fd[0]),
+					MIG_IO_TIMEOUT_S * 1000, err, errlen);
 
 		if (fd < 0)
 			return fd;
@@ -426,7 +427,7 @@ void *mig_incoming_thread(void *arg)
 			goto out;
 		}
 		log_info("migration: waiting for the VM on %s", m->uri.text);
-		fd = mig_uri_accept(lfd, m->cancel_fd, err, sizeof(err));
+		fd = mig_uri_accept(lfd, m->cancel_fd, -1, -1, err, sizeof(err));
 		if (fd < 0) {
 			ret = fd;
 			goto out_listen;

@@ -42,6 +42,11 @@
 #define MIG_THROTTLE_STEP 10u
 #define MIG_THROTTLE_MAX 99u
 #define MIG_ACK_TIMEOUT_TRIES 6      /* x MIG_IO_TIMEOUT_S */
+/* Pre-copy keeps going while each pass shrinks the dirty set by a quarter
+ * (at most this many passes), until what is left would take less than the
+ * floor to send; the downtime limit is the most it may take. */
+#define MIG_DOWNTIME_FLOOR_US 1000
+#define MIG_MAX_SHRINK_PASSES 30
 
 static const char *const status_names[] = {
 	[MIG_S_NONE] = "none", [MIG_S_SETUP] = "setup", [MIG_S_ACTIVE] = "active",
@@ -366,7 +371,9 @@ static void *out_thread(void *arg)
 	struct mig_buf b;
 	char err[256] = "", tmp[4200] = "";
 	uint64_t iter = 0, bw = 0, dirty_rate = 0, t0, t1, sent0, verify_hash = 0;
+	uint64_t prev_dirty = UINT64_MAX;
 	unsigned int nr_open = 0, nr_senders = 0;
+	bool within, shrinking;
 	int fd, ret;
 	bool ram_ok = false;
 
@@ -453,15 +460,21 @@ static void *out_thread(void *arg)
 			bw = 1000ull << 20; /* a first guess: 1 GB/s */
 		dirty_rate = r.dirty_pages * MEM_PAGE_SIZE * 1000000000ull / MAX(t1 - t0, 1ull);
 		update_info(m, sent_bytes(s, n), &r, iter, bw, dirty_rate);
-		if (r.dirty_pages * MEM_PAGE_SIZE * 1000 <= p.downtime_limit_ms * bw)
+		/* Stop when the rest fits in the floor, or fits in the limit
+		 * and another pass would not shrink it by a quarter. */
+		within = r.dirty_pages * MEM_PAGE_SIZE * 1000 <= p.downtime_limit_ms * bw;
+		shrinking = r.dirty_pages * 4 < prev_dirty * 3;
+		if (r.dirty_pages * MEM_PAGE_SIZE * 1000000 <= MIG_DOWNTIME_FLOOR_US * bw ||
+		    (within && (!shrinking || iter >= MIG_MAX_SHRINK_PASSES)))
 			break;
+		prev_dirty = r.dirty_pages;
 		if (atomic_load(&m->cancel)) {
 			ret = -ECANCELED;
 			goto ram_err;
 		}
-		/* The guest dirties memory faster than half the link can send
-		 * it for the second pass running: slow its vCPUs down. */
-		if (p.auto_converge && iter >= 2 && dirty_rate > bw / 2) {
+		/* The dirty set does not shrink and will not fit the limit: slow
+		 * the vCPUs down, more each pass. */
+		if (p.auto_converge && iter >= 2 && !within && !shrinking) {
 			unsigned int pct = atomic_load(&vm->rs.throttle_pct);
 
 			pct = pct ? MIN(pct + MIG_THROTTLE_STEP, MIG_THROTTLE_MAX) : MIG_THROTTLE_FIRST;
@@ -561,11 +574,24 @@ out:
 
 /* --- main thread ------------------------------------------------------------- */
 
+/* The completed event of an outgoing migration also carries the summary:
+ * the source ends right after it, so nobody can query it any more. */
 static void emit_status(struct migration *m, enum mig_status s)
 {
-	char data[64];
+	char data[320];
+	struct mig_info i;
 
-	snprintf(data, sizeof(data), "{\"status\": \"%s\"}", mig_status_name(s));
+	if (s == MIG_S_COMPLETED && !m->incoming) {
+		migration_info(m, &i);
+		snprintf(data, sizeof(data), "{\"status\": \"completed\", \"total-time\": %llu, "
+			 "\"downtime\": %.3f, \"transferred\": %llu, \"pages\": %llu, "
+			 "\"zero-pages\": %llu, \"dirty-sync-count\": %llu}",
+			 (unsigned long long)i.total_time_ms, i.downtime_ms,
+			 (unsigned long long)i.transferred, (unsigned long long)i.pages,
+			 (unsigned long long)i.zero_pages, (unsigned long long)i.iterations);
+	} else {
+		snprintf(data, sizeof(data), "{\"status\": \"%s\"}", mig_status_name(s));
+	}
 	control_emit(m->vm->control, "MIGRATION", data);
 }
 

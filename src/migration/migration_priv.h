@@ -91,9 +91,11 @@ int MUST_CHECK mig_uri_parse(const char *s, struct mig_uri *u, char *err, size_t
  * with err set. Sockets get send/receive timeouts (MIG_IO_TIMEOUT_S). */
 int mig_uri_connect(const struct mig_uri *u, char *err, size_t errlen);
 int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen);
-/* Accepts one connection, returning early (-ECANCELED) when cancel_fd is
- * readable. */
-int mig_uri_accept(int listen_fd, int cancel_fd, char *err, size_t errlen);
+/* Accepts one connection, returning early when cancel_fd is readable
+ * (-ECANCELED), when peer_fd (the first channel, or -1) hangs up (-EPIPE)
+ * or after timeout_ms (-1: never; -ETIMEDOUT). */
+int mig_uri_accept(int listen_fd, int cancel_fd, int peer_fd, int timeout_ms, char *err,
+		   size_t errlen);
 
 #define MIG_IO_TIMEOUT_S 10
 

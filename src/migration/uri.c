@@ -107,7 +107,13 @@ static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len)
 	socklen_t el = sizeof(e);
 
 	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	if (connect(fd, sa, len) < 0) {
+	for (int tries = 0; connect(fd, sa, len) < 0; tries++) {
+		/* A Unix listener with a full backlog says EAGAIN at once: its
+		 * owner is accepting the other channels; try again. */
+		if (errno == EAGAIN && sa->sa_family == AF_UNIX && tries < MIG_IO_TIMEOUT_S * 100) {
+			usleep(10000);
+			continue;
+		}
 		if (errno != EINPROGRESS)
 			return -errno;
 		if (poll(&p, 1, MIG_IO_TIMEOUT_S * 1000) <= 0)
@@ -116,6 +122,7 @@ static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len)
 			return -errno;
 		if (e)
 			return -e;
+		break;
 	}
 	fcntl(fd, F_SETFL, fl);
 	return 0;
@@ -188,7 +195,7 @@ int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen)
 			goto fail;
 		}
 		unlink(u->path); /* a stale socket from an earlier run */
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, MIG_MAX_CHANNELS) < 0) {
 			ret = -errno;
 			goto fail;
 		}
@@ -205,7 +212,7 @@ int mig_uri_listen(const struct mig_uri *u, char *err, size_t errlen)
 		goto fail;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1) < 0) {
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, MIG_MAX_CHANNELS) < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -220,25 +227,37 @@ fail:
 	return ret;
 }
 
-int mig_uri_accept(int listen_fd, int cancel_fd, char *err, size_t errlen)
+int mig_uri_accept(int listen_fd, int cancel_fd, int peer_fd, int timeout_ms, char *err,
+		   size_t errlen)
 {
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = listen_fd, .events = POLLIN },
 		{ .fd = cancel_fd, .events = POLLIN },
+		{ .fd = peer_fd, .events = POLLRDHUP },
 	};
-	int fd;
+	int fd, r;
 
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		r = poll(p, peer_fd >= 0 ? 3 : 2, timeout_ms);
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "waiting for the incoming connection: %s",
 				 strerror(errno));
 			return -errno;
 		}
+		if (r == 0) {
+			snprintf(err, errlen, "the source did not open its other channels in time");
+			return -ETIMEDOUT;
+		}
 		if (p[1].revents) {
 			snprintf(err, errlen, "cancelled while waiting for the incoming connection");
 			return -ECANCELED;
+		}
+		if (peer_fd >= 0 && (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+			snprintf(err, errlen, "the source closed the connection before opening its "
+				 "other channels");
+			return -EPIPE;
 		}
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)

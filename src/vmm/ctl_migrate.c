@@ -74,27 +74,46 @@ static void summary(struct json_object *q)
 		(long long)get_i64(ram, "zero-pages"), (long long)get_i64(ram, "dirty-sync-count"));
 }
 
+static void summary_event(struct json_object *e)
+{
+	fprintf(stderr, "migration completed: total %lld ms, downtime %.2f ms, %.1f MiB sent, "
+		"%lld pages, %lld zero pages, %lld passes; the source skiff has exited\n",
+		(long long)get_i64(e, "total-time"), get_dbl(e, "downtime"),
+		(double)get_i64(e, "transferred") / (1 << 20), (long long)get_i64(e, "pages"),
+		(long long)get_i64(e, "zero-pages"), (long long)get_i64(e, "dirty-sync-count"));
+}
+
 /* Sends query-migrate; returns the answer's "return" object (a new
  * reference) or NULL; *event_status gets the status of any MIGRATION
  * event seen meanwhile. */
-static struct json_object *query(struct ctl_conn *c, char *event_status, size_t n, int *err)
+static struct json_object *query(struct ctl_conn *c, char *event_status, size_t n, int *err,
+				 struct json_object **final)
 {
+	int send_err;
 	struct json_object *req = json_object_new_object(), *m = NULL, *ret, *ev, *data;
 
 	json_object_object_add(req, "execute", json_object_new_string("query-migrate"));
 	json_object_object_add(req, "id", json_object_new_string("skiff-ctl-q"));
-	*err = ctl_send(c, req);
+	/* A source that completed exits: the send may fail, but the events it
+	 * sent before (MIGRATION completed) are still there to read. */
+	send_err = ctl_send(c, req);
 	json_object_put(req);
-	if (*err)
-		return NULL;
 	for (;;) {
 		*err = ctl_recv(c, &m);
-		if (*err)
+		if (*err) {
+			if (*err != -ECONNRESET && send_err)
+				*err = send_err;
 			return NULL;
+		}
 		if (json_object_object_get_ex(m, "event", &ev)) {
 			if (!strcmp(json_object_get_string(ev), "MIGRATION") &&
-			    json_object_object_get_ex(m, "data", &data))
+			    json_object_object_get_ex(m, "data", &data)) {
 				snprintf(event_status, n, "%s", get_str(data, "status"));
+				if (!strcmp(event_status, "completed")) {
+					json_object_put(*final);
+					*final = json_object_get(data);
+				}
+			}
 			json_object_put(m);
 			continue;
 		}
@@ -113,28 +132,31 @@ int ctl_migrate_follow(struct ctl_conn *c, bool json)
 {
 	bool tty = isatty(STDERR_FILENO);
 	char ev[32] = "";
-	struct json_object *last = NULL;
+	struct json_object *last = NULL, *final = NULL;
 	struct timespec ts = { .tv_nsec = POLL_MS * 1000000L };
 	unsigned int polls = 0;
 	int err, ret;
 
 	for (;;) {
-		struct json_object *q = query(c, ev, sizeof(ev), &err);
+		struct json_object *q = query(c, ev, sizeof(ev), &err, &final);
 		const char *st;
 
 		if (!q) {
-			/* A source skiff exits right after a completed migration. */
-			if (err == -ECONNRESET && !strcmp(ev, "completed")) {
+			/* A source skiff exits right after a completed migration;
+			 * its last event carries the summary. */
+			if ((err == -ECONNRESET || err == -EPIPE) && !strcmp(ev, "completed")) {
 				if (tty && !json)
 					fputc('\n', stderr);
 				if (json)
-					printf("{\"status\": \"completed\"}\n");
-				else if (last)
-					summary(last);
-				fprintf(stderr, "migration completed; the source skiff has exited\n");
+					printf("%s\n", final ? json_object_to_json_string_ext(
+						final, JSON_C_TO_STRING_PLAIN) : "{\"status\": \"completed\"}");
+				else if (final)
+					summary_event(final);
+				json_object_put(final);
 				json_object_put(last);
 				return CTL_OK;
 			}
+			json_object_put(final);
 			log_err("ctl: lost the connection while migrating: %s", strerror(-err));
 			json_object_put(last);
 			return CTL_FAILED;
@@ -154,6 +176,7 @@ int ctl_migrate_follow(struct ctl_conn *c, bool json)
 			}
 			ret = strcmp(st, "completed") ? CTL_ERROR_ANSWER : CTL_OK;
 			json_object_put(q);
+			json_object_put(final);
 			return ret;
 		}
 		if (!json && (tty || polls % (1000 / POLL_MS) == 0))
