@@ -225,8 +225,11 @@ io:
 	return ret;
 }
 
-/* Reads the destination's ack: 0 if it loaded the VM and runs it. */
-static int read_ack(struct migration *m, int fd, char *err, size_t errlen)
+/* Reads the destination's answers: with want_syn, until it has applied
+ * pass want_syn (*synced: the last pass it confirmed); else until its final
+ * ack, 0 if it loaded the VM and runs it. */
+static int read_ack(struct migration *m, int fd, uint32_t want_syn, uint32_t *synced,
+		    char *err, size_t errlen)
 {
 	uint8_t h[16];
 	char msg[256];
@@ -234,6 +237,8 @@ static int read_ack(struct migration *m, int fd, char *err, size_t errlen)
 	size_t got = 0;
 	int tries = 0;
 
+again:
+	got = 0;
 	while (got < sizeof(h)) {
 		ssize_t n = read(fd, h + got, sizeof(h) - got);
 
@@ -246,6 +251,13 @@ static int read_ack(struct migration *m, int fd, char *err, size_t errlen)
 			return n == 0 ? -EPIPE : -errno;
 		}
 		got += (size_t)n;
+	}
+	if (!memcmp(h, MIG_SYN_MAGIC, 8)) {
+		memcpy(&status, h + 8, 4);
+		*synced = le32toh(status);
+		if (want_syn && *synced >= want_syn)
+			return 0;
+		goto again;
 	}
 	if (memcmp(h, MIG_ACK_MAGIC, 8)) {
 		snprintf(err, errlen, "the destination answered garbage");
@@ -371,9 +383,10 @@ static void *out_thread(void *arg)
 	struct mig_buf b;
 	char err[256] = "", tmp[4200] = "";
 	uint64_t iter = 0, bw = 0, dirty_rate = 0, t0, t1, sent0, verify_hash = 0;
-	uint64_t prev_dirty = UINT64_MAX;
+	uint64_t prev_dirty = UINT64_MAX, t_parked = 0, t_ram = 0, t_state = 0, last_pages = 0;
 	unsigned int nr_open = 0, nr_senders = 0;
-	bool within, shrinking;
+	bool within, shrinking, throttled_out;
+	uint32_t synced = 0;
 	int fd, ret;
 	bool ram_ok = false;
 
@@ -446,6 +459,14 @@ static void *out_thread(void *arg)
 		ret = mig_stream_put(&s[0], MIG_REC_PASS, b.data, b.len);
 		if (ret)
 			goto ram_err;
+		/* Let the destination catch up with this pass before measuring
+		 * what is left: its backlog would otherwise be paid in the
+		 * downtime, after the dirty set was judged small enough. */
+		if (m->uri.kind != MIG_URI_FILE) {
+			ret = read_ack(m, fd, (uint32_t)iter, &synced, err, sizeof(err));
+			if (ret)
+				goto out_log;
+		}
 		ret = mig_ram_sync(&r);
 		if (ret) {
 			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
@@ -460,21 +481,24 @@ static void *out_thread(void *arg)
 			bw = 1000ull << 20; /* a first guess: 1 GB/s */
 		dirty_rate = r.dirty_pages * MEM_PAGE_SIZE * 1000000000ull / MAX(t1 - t0, 1ull);
 		update_info(m, sent_bytes(s, n), &r, iter, bw, dirty_rate);
-		/* Stop when the rest fits in the floor, or fits in the limit
-		 * and another pass would not shrink it by a quarter. */
+		/* Stop when the rest fits in the floor; or when it fits in the
+		 * limit and neither another pass nor (with auto-converge) more
+		 * throttling can shrink it further. */
 		within = r.dirty_pages * MEM_PAGE_SIZE * 1000 <= p.downtime_limit_ms * bw;
 		shrinking = r.dirty_pages * 4 < prev_dirty * 3;
+		throttled_out = !p.auto_converge ||
+				atomic_load(&vm->rs.throttle_pct) >= MIG_THROTTLE_MAX;
 		if (r.dirty_pages * MEM_PAGE_SIZE * 1000000 <= MIG_DOWNTIME_FLOOR_US * bw ||
-		    (within && (!shrinking || iter >= MIG_MAX_SHRINK_PASSES)))
+		    (within && ((!shrinking && throttled_out) || iter >= MIG_MAX_SHRINK_PASSES)))
 			break;
 		prev_dirty = r.dirty_pages;
 		if (atomic_load(&m->cancel)) {
 			ret = -ECANCELED;
 			goto ram_err;
 		}
-		/* The dirty set does not shrink and will not fit the limit: slow
-		 * the vCPUs down, more each pass. */
-		if (p.auto_converge && iter >= 2 && !within && !shrinking) {
+		/* The dirty set stopped shrinking above the floor: slow the
+		 * vCPUs down, more each pass. */
+		if (p.auto_converge && iter >= 2 && !shrinking) {
 			unsigned int pct = atomic_load(&vm->rs.throttle_pct);
 
 			pct = pct ? MIN(pct + MIG_THROTTLE_STEP, MIG_THROTTLE_MAX) : MIG_THROTTLE_FIRST;
@@ -490,13 +514,18 @@ static void *out_thread(void *arg)
 		snprintf(err, sizeof(err), "the VM is stopping");
 		goto out_log;
 	}
-	throttle_stop(m);
+	t_parked = mig_now_ns();
+	/* The kicker ends on its own (joined below, off the downtime). */
+	atomic_store(&vm->rs.throttle_pct, 0);
+	atomic_store(&m->throttle_stop, true);
 	mig_set_status(m, MIG_S_DEVICE);
 	ret = mig_ram_sync(&r);
 	if (ret) {
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
 		goto out_log;
 	}
+	last_pages = r.dirty_pages;
+	r.final_pass = true;
 	ret = send_pass(&r, x, n, NULL);
 	/* Extra channels end here; the destination waits for their ends
 	 * before it loads any state. */
@@ -504,9 +533,11 @@ static void *out_thread(void *arg)
 		ret = mig_stream_put(&s[i], MIG_REC_END, NULL, 0);
 	if (ret)
 		goto ram_err;
+	t_ram = mig_now_ns();
 	ret = put_state(m, &s[0], &b, err, sizeof(err));
 	if (ret)
 		goto out_log;
+	t_state = mig_now_ns();
 	if (p.verify) {
 		verify_hash = mig_ram_hash(vm->mem);
 		mig_buf_reset(&b);
@@ -527,10 +558,15 @@ static void *out_thread(void *arg)
 		}
 		tmp[0] = '\0';
 	} else {
-		ret = read_ack(m, fd, err, sizeof(err));
+		ret = read_ack(m, fd, 0, &synced, err, sizeof(err));
 		if (ret)
 			goto out_log;
 	}
+	log_debug("migration: downtime %.3f ms: park %.3f, last RAM %.3f (%llu pages), state %.3f, "
+		  "end/verify/ack %.3f; %llu passes", (double)(mig_now_ns() - m->t_pause_ns) / 1e6,
+		  (double)(t_parked - m->t_pause_ns) / 1e6, (double)(t_ram - t_parked) / 1e6,
+		  (unsigned long long)last_pages, (double)(t_state - t_ram) / 1e6,
+		  (double)(mig_now_ns() - t_state) / 1e6, (unsigned long long)iter);
 	pthread_mutex_lock(&m->lock);
 	m->info.downtime_ms = (double)(mig_now_ns() - m->t_pause_ns) / 1e6;
 	m->info.total_time_ms = (mig_now_ns() - m->t_start_ns) / 1000000;

@@ -75,5 +75,10 @@ int MUST_CHECK mig_config_check(struct vm *vm, const void *p, size_t len, char *
 /* The destination's answer after MIG_REC_END: "SKIFFACK", u32 status (0 or
  * a positive errno), u32 message length (< 256), message. */
 #define MIG_ACK_MAGIC "SKIFFACK"
+/* After each PASS record the destination answers "SKIFFSYN", u32 pass,
+ * u32 0 once it has applied the pass: the source waits for the last one
+ * before it stops the VM, so the downtime never includes the destination
+ * catching up with RAM it already received. */
+#define MIG_SYN_MAGIC "SKIFFSYN"
 
 #endif

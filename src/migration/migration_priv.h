@@ -21,6 +21,7 @@ struct mig_ram {
 	bool manual_checked, manual;   /* MANUAL_DIRTY_LOG_PROTECT2 enabled */
 	bool logging;
 	bool first_pass;
+	bool final_pass;               /* vCPUs parked: no re-protecting */
 	uint64_t nr_pages, words;
 	uint64_t *bitmap;              /* pages to send, by memfd page index */
 	uint64_t *scratch;             /* KVM_GET_DIRTY_LOG output */

@@ -217,7 +217,9 @@ static int clear_chunk(struct mig_ram *r, uint64_t w0, uint64_t w1)
 	struct kvm_clear_dirty_log c;
 	uint64_t slot_pages;
 
-	if (!r->manual)
+	/* The final pass runs with the vCPUs parked: nothing can dirty a page
+	 * behind our back, and write-protecting is pure downtime. */
+	if (!r->manual || r->final_pass)
 		return 0;
 	slot = slot_of(r, w0 * 64, &rel);
 	slot_pages = r->mem->regions[slot].size / PAGE;

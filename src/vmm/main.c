@@ -1,6 +1,7 @@
 /* skiff: command-line entry. Only main() may end the process. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -69,6 +70,9 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* SKIFF_DEBUG=1: debug lines on stderr (migration timings, ...). */
+	if (getenv("SKIFF_DEBUG") && *getenv("SKIFF_DEBUG") && strcmp(getenv("SKIFF_DEBUG"), "0"))
+		log_set_level(LOG_DEBUG);
 	if (argc < 2) {
 		print_help(stderr);
 		return SKIFF_EXIT_SETUP;
