@@ -445,6 +445,7 @@ static void *out_thread(void *arg)
 	m->info.ram_total = vm->mem->size;
 	pthread_mutex_unlock(&m->lock);
 	mig_set_status(m, MIG_S_ACTIVE);
+	log_debug("migration: set up in %.3f ms", (double)(mig_now_ns() - m->t_start_ns) / 1e6);
 
 	/* Pre-copy passes. */
 	for (;;) {
@@ -480,6 +481,10 @@ static void *out_thread(void *arg)
 		else if (!bw)
 			bw = 1000ull << 20; /* a first guess: 1 GB/s */
 		dirty_rate = r.dirty_pages * MEM_PAGE_SIZE * 1000000000ull / MAX(t1 - t0, 1ull);
+		log_debug("migration: pass %llu: %.3f ms, %llu bytes, %llu pages dirty after it",
+			  (unsigned long long)iter, (double)(t1 - t0) / 1e6,
+			  (unsigned long long)(sent_bytes(s, n) - sent0),
+			  (unsigned long long)r.dirty_pages);
 		update_info(m, sent_bytes(s, n), &r, iter, bw, dirty_rate);
 		/* Stop when the rest fits in the floor; or when it fits in the
 		 * limit and neither another pass nor (with auto-converge) more

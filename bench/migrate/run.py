@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""bench/migrate: live migration over loopback TCP, skiff vs QEMU, side by side.
+
+Both VMMs run the same guest (tests/guests/migtest.elf) with 1 GiB of RAM,
+idle or rewriting 64 MiB at 50 or 500 MB/s, and migrate it to a second
+process of their own kind on 127.0.0.1. Both are driven through the same
+QMP client (migrate, query-migrate), so total time, downtime and bytes come
+from each VMM's own query-migrate. Two settings: each VMM's defaults, and
+the bandwidth cap lifted (QEMU: max-bandwidth 100 GB/s; skiff's default is
+already unlimited). Runs are alternated (skiff, QEMU, skiff, ...).
+
+A migration that has not completed after --timeout seconds counts as "did
+not converge" (it is cancelled). After each migration the destination's
+guest must report again (it runs) — otherwise the run is an error.
+
+Usage: bench/migrate/run.py [--runs N] [--build DIR] [--qemu PATH] [--markdown]
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def tsc_khz():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+    return 3000000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+_events = {}   # socket path -> data of its last MIGRATION event
+
+
+class Qmp:
+    """A minimal QMP client; remembers the last MIGRATION event's data
+    (skiff's completed event carries the summary: its source exits)."""
+
+    def __init__(self, path, timeout=20):
+        self.path = path
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.s.settimeout(30)
+        self.f = self.s.makefile("rwb")
+        self.recv()                      # greeting
+        self.cmd("qmp_capabilities")
+
+    def recv(self):
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise EOFError("QMP connection closed")
+            m = json.loads(line)
+            if m.get("event") == "MIGRATION":
+                _events[self.path] = m.get("data", {})
+            if "event" not in m:
+                return m
+
+    def cmd(self, name, args=None):
+        req = {"execute": name}
+        if args is not None:
+            req["arguments"] = args
+        self.f.write((json.dumps(req) + "\n").encode())
+        self.f.flush()
+        r = self.recv()
+        if "error" in r:
+            raise RuntimeError(f"{name}: {r['error']}")
+        return r["return"]
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def vm_cmd(kind, args, work, tag, guest, cmdline, incoming=None):
+    sock = os.path.join(work, f"{kind}-{tag}.sock")
+    if kind == "skiff":
+        cmd = [os.path.join(args.build, "skiff"), "run", "--kernel", guest, "--memory", "1G",
+               "--serial", f"file={work}/{kind}-{tag}.out", "--api-socket", sock,
+               "--cmdline", cmdline]
+        if incoming:
+            cmd += ["--incoming", incoming]
+    else:
+        cmd = [args.qemu, "-M", "microvm", "-accel", "kvm", "-m", "1G",
+               "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+               "-serial", f"file:{work}/{kind}-{tag}.out", "-kernel", guest,
+               "-append", cmdline, "-qmp", f"unix:{sock},server=on,wait=off"]
+        if incoming:
+            cmd += ["-incoming", incoming]
+    return cmd, sock, f"{work}/{kind}-{tag}.out"
+
+
+def reports(path):
+    try:
+        with open(path, errors="replace") as f:
+            return sum(1 for l in f if l.startswith("MIG pass="))
+    except OSError:
+        return 0
+
+
+def one_run(kind, args, work, rate, capped, n):
+    guest = os.path.join(args.build, "tests", "guests", "migtest.elf")
+    cmdline = f"tsc_khz={tsc_khz()} mib=64 rate={rate} report_ms=100"
+    port = free_port()
+    uri = f"tcp:127.0.0.1:{port}"
+    scmd, ssock, sout = vm_cmd(kind, args, work, f"src{n}", guest, cmdline)
+    dcmd, dsock, dout = vm_cmd(kind, args, work, f"dst{n}", guest, cmdline, uri)
+    procs = []
+    devnull = subprocess.DEVNULL
+    try:
+        procs.append(subprocess.Popen(scmd, stdin=devnull, stdout=devnull, stderr=devnull))
+        procs.append(subprocess.Popen(dcmd, stdin=devnull, stdout=devnull, stderr=devnull))
+        src = Qmp(ssock)
+        deadline = time.monotonic() + 30
+        while reports(sout) < 3:        # filled and rewriting
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind}: the guest does not report")
+            time.sleep(0.05)
+        if not capped:
+            src.cmd("migrate-set-parameters", {"max-bandwidth": 100 * 10**9})
+        src.cmd("migrate", {"uri": uri})
+        t0 = time.monotonic()
+        q = {}
+        while time.monotonic() - t0 < args.timeout:
+            try:
+                q = src.cmd("query-migrate")
+            except (EOFError, OSError):
+                break                   # skiff's source exits when done
+            if q.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.02)
+        if q.get("status") != "completed" and kind == "skiff":
+            try:
+                procs[0].wait(timeout=5)   # skiff's source exits after completing
+            except subprocess.TimeoutExpired:
+                pass
+        if q.get("status") != "completed" and kind == "skiff" and procs[0].poll() == 0:
+            # The completed event carries skiff's summary; the source is gone.
+            q = {"status": "completed", **last_event(ssock, q)}
+        if q.get("status") != "completed":
+            try:
+                src.cmd("migrate_cancel")
+            except Exception:
+                pass
+            return None
+        before = reports(dout)
+        deadline = time.monotonic() + 10
+        while reports(dout) <= before + 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind}: the destination guest does not run")
+            time.sleep(0.05)
+        ram = q.get("ram", {})
+        return {"total": q.get("total-time", 0), "downtime": q.get("downtime", 0),
+                "bytes": ram.get("transferred", q.get("transferred", 0))}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def last_event(sock, q):
+    return _events.get(sock, {})
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(here, "..", "..", "build"))
+    ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    if not args.qemu:
+        sys.exit("qemu-system-x86_64 not found")
+    work = tempfile.mkdtemp(prefix="skiff-bench-mig-")
+    rows = []
+    try:
+        for kind in ("skiff", "qemu"):   # warm-up (page cache, KVM module state)
+            one_run(kind, args, work, 0, False, f"warmup-{kind}")
+        for rate in (0, 50, 500):
+            for capped in (True, False):
+                res = {"skiff": [], "qemu": []}
+                for n in range(args.runs):
+                    for kind in ("skiff", "qemu"):
+                        r = one_run(kind, args, work, rate, capped, f"{rate}-{int(capped)}-{n}")
+                        res[kind].append(r)
+                        print(f"rate {rate} MB/s {'default' if capped else 'uncapped'} "
+                              f"{kind} run {n}: {r if r else 'did not converge'}", file=sys.stderr)
+                rows.append((rate, capped, res))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def med(rs, k):
+        ok = [r[k] for r in rs if r]
+        return statistics.median(ok) if ok else None
+
+    def fmt(v, unit=""):
+        return "—" if v is None else f"{v:.1f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+    hdr = ("| guest (1 GiB) | settings | skiff total ms | QEMU total ms | skiff downtime ms | "
+           "QEMU downtime ms | downtime QEMU/skiff | skiff MiB sent | QEMU MiB sent | converged s/q |")
+    print(hdr)
+    print("|" + "---|" * 10)
+    for rate, capped, res in rows:
+        st, qt = med(res["skiff"], "total"), med(res["qemu"], "total")
+        sd, qd = med(res["skiff"], "downtime"), med(res["qemu"], "downtime")
+        sb, qb = med(res["skiff"], "bytes"), med(res["qemu"], "bytes")
+        ratio = f"{qd / sd:.1f}x" if sd and qd else "—"
+        conv = (f"{sum(1 for r in res['skiff'] if r)}/{len(res['skiff'])} "
+                f"{sum(1 for r in res['qemu'] if r)}/{len(res['qemu'])}")
+        name = "idle" if rate == 0 else f"64 MiB at {rate} MB/s"
+        print(f"| {name} | {'default' if capped else 'uncapped'} | {fmt(st)} | {fmt(qt)} | "
+              f"{fmt(float(sd) if sd is not None else None)} | "
+              f"{fmt(float(qd) if qd is not None else None)} | {ratio} | "
+              f"{fmt(sb / 2**20 if sb else None)} | {fmt(qb / 2**20 if qb else None)} | {conv} |")
+
+
+if __name__ == "__main__":
+    main()
