@@ -193,6 +193,10 @@ def migrate_status(vm, timeout=120):
 def check_dest(dst, last_src_counter):
     rc, final = dst.finish()
     dst.dump()
+    with dst.lock:
+        disk = [l for l in dst.lines if l.startswith("MIG DISK")]
+    if disk:
+        print(disk[-1])
     expect(final is not None, "the destination guest printed no MIG FINAL line")
     print(final)
     f = {k: int(v) for k, v in (x.split("=") for x in final.split()[2:])}
@@ -202,11 +206,17 @@ def check_dest(dst, last_src_counter):
            f"the counter went back: {f['counter']} < source's {last_src_counter}")
 
 
-def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False):
+def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=False):
     port = free_port()
     uri = f"tcp:127.0.0.1:{port}" if uri_kind == "tcp" else "unix:" + os.path.join(work, "m.sock")
-    src = Vm(work, "src", memory, f"mib={mib} rate={rate}")
-    dst = Vm(work, "dst", memory, f"mib={mib} rate={rate}", ["--incoming", uri])
+    extra, cmdline = [], f"mib={mib} rate={rate}"
+    if disk:
+        img = os.path.join(work, "disk.img")
+        with open(img, "wb") as f:
+            f.truncate(4 << 20)
+        extra, cmdline = ["--disk", f"path={img}"], cmdline + " disk=1"
+    src = Vm(work, "src", memory, cmdline, extra)
+    dst = Vm(work, "dst", memory, cmdline, extra + ["--incoming", uri])
     try:
         src.wait_sock()
         dst.wait_sock()
@@ -362,6 +372,7 @@ CASES = {
     "500mbs-256m": lambda w: live(w, "256M", 64, 500),
     "idle-1g": lambda w: live(w, "1G", 256, 0),
     "500mbs-1g": lambda w: live(w, "1G", 256, 500, ctl=True),
+    "blk-in-flight": lambda w: live(w, "256M", 32, 50, disk=True),
     "unix-channels-verify": lambda w: live(w, "512M", 128, 100, "unix",
                                            {"channels": 3, "verify": True}),
     "snapshot-restore": snapshot,
