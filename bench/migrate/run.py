@@ -133,8 +133,9 @@ def one_run(kind, args, work, rate, capped, n):
     procs = []
     devnull = subprocess.DEVNULL
     try:
-        procs.append(subprocess.Popen(scmd, stdin=devnull, stdout=devnull, stderr=devnull))
-        procs.append(subprocess.Popen(dcmd, stdin=devnull, stdout=devnull, stderr=devnull))
+        serr, derr = open(sout + ".err", "wb"), open(dout + ".err", "wb")
+        procs.append(subprocess.Popen(scmd, stdin=devnull, stdout=devnull, stderr=serr))
+        procs.append(subprocess.Popen(dcmd, stdin=devnull, stdout=devnull, stderr=derr))
         src = Qmp(ssock)
         deadline = time.monotonic() + 30
         while reports(sout) < 3:        # filled and rewriting
@@ -154,19 +155,25 @@ def one_run(kind, args, work, rate, capped, n):
             if q.get("status") in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.02)
-        if q.get("status") != "completed" and kind == "skiff":
-            try:
-                procs[0].wait(timeout=5)   # skiff's source exits after completing
-            except subprocess.TimeoutExpired:
-                pass
-        if q.get("status") != "completed" and kind == "skiff" and procs[0].poll() == 0:
-            # The completed event carries skiff's summary; the source is gone.
-            q = {"status": "completed", **last_event(ssock, q)}
+        # skiff's source exits once the destination runs the VM; its
+        # completed event carries the summary.
+        ev = _events.get(ssock, {})
+        if q.get("status") != "completed" and ev.get("status") == "completed":
+            q = dict(ev)
         if q.get("status") != "completed":
             try:
                 src.cmd("migrate_cancel")
             except Exception:
                 pass
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            print(f"{kind}: not completed: {q}; source exit {procs[0].returncode}", file=sys.stderr)
+            for f in (sout + ".err", dout + ".err"):
+                with open(f, errors="replace") as e:
+                    print(f"  {os.path.basename(f)}: " + e.read()[-400:].replace("\n", " | "),
+                          file=sys.stderr)
             return None
         before = reports(dout)
         deadline = time.monotonic() + 10
@@ -182,10 +189,6 @@ def one_run(kind, args, work, rate, capped, n):
             if p.poll() is None:
                 p.kill()
             p.wait()
-
-
-def last_event(sock, q):
-    return _events.get(sock, {})
 
 
 def main():

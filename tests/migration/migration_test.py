@@ -366,7 +366,133 @@ def fault_source_survives(work, case):
         dst.kill()
 
 
+def sh(cmd, check=True):
+    print("$ " + cmd)
+    p = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = p.stdout.decode(errors="replace")
+    if out:
+        print(out.rstrip())
+    if check:
+        expect(p.returncode == 0, f"'{cmd}' failed ({p.returncode})")
+    return p.returncode, out
+
+
+def console_reports(path):
+    """[(counter, bad)] of the MIG lines in a console file."""
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for l in f:
+                if l.startswith("MIG pass="):
+                    try:
+                        d = {k: int(v) for k, v in (x.split("=") for x in l.split()[1:])}
+                        out.append((d["counter"], d["bad"]))
+                    except (ValueError, KeyError):
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def netns(work):
+    """Two network namespaces joined by a veth pair, each with its own
+    address; skiff in each. A -> B and back to A with
+    scripts/migrate-example.sh, then a migration over a link that is cut
+    in the middle: the source runs on, the destination gives up."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        print("SKIP: needs root and iproute2 for network namespaces")
+        sys.exit(SKIP)
+    tag = str(os.getpid())
+    na, nb, va, vb = f"skA{tag}", f"skB{tag}", f"vA{tag}"[:15], f"vB{tag}"[:15]
+    script = os.path.join(HERE, "..", "..", "scripts", "migrate-example.sh")
+    guest = os.path.join(GUEST_DIR, "migtest.elf")
+    vm = ["--kernel", guest, "--memory", "256M", "--serial", "stdio",
+          "--cmdline", f"tsc_khz={tsc_khz()} mib=64 rate=50"]
+    if sh(f"ip netns add {na}", check=False)[0]:
+        print("SKIP: cannot create network namespaces here")
+        sys.exit(SKIP)
+    procs = []
+    try:
+        sh(f"ip netns add {nb}")
+        sh(f"ip link add {va} netns {na} type veth peer name {vb} netns {nb}")
+        sh(f"ip -n {na} addr add 10.213.0.1/24 dev {va}")
+        sh(f"ip -n {nb} addr add 10.213.0.2/24 dev {vb}")
+        for ns, dev in ((na, va), (nb, vb)):
+            sh(f"ip -n {ns} link set lo up")
+            sh(f"ip -n {ns} link set {dev} up")
+        a_sock, b_sock = os.path.join(work, "a.sock"), os.path.join(work, "b.sock")
+        a_out = open(os.path.join(work, "a.console"), "wb")
+        p = subprocess.Popen(["ip", "netns", "exec", na, SKIFF, "run"] + vm +
+                             ["--api-socket", a_sock], stdin=subprocess.DEVNULL,
+                             stdout=a_out, stderr=subprocess.STDOUT)
+        procs.append(p)
+        deadline = time.monotonic() + 30
+        while len(console_reports(os.path.join(work, "a.console"))) < 3:
+            expect(p.poll() is None and time.monotonic() < deadline, "source guest not running")
+            time.sleep(0.1)
+        env = dict(os.environ, SKIFF=SKIFF)
+        # A -> B
+        r = subprocess.run(["sh", script, a_sock, f"ip netns exec {nb}", "10.213.0.2", "4444",
+                            b_sock, "--"] + vm, env=env, timeout=120)
+        expect(r.returncode == 0, f"migrate-example A->B exited {r.returncode}")
+        expect(p.wait(30) == 0, "the source in A did not exit after migrating")
+        b_con = b_sock + ".console"
+        time.sleep(1)
+        rb = console_reports(b_con)
+        ra = console_reports(os.path.join(work, "a.console"))
+        expect(len(rb) >= 2 and rb[-1][0] > ra[-1][0], f"the VM does not run in B: {rb[-2:]}")
+        # B -> A
+        a2_sock = os.path.join(work, "a2.sock")
+        r = subprocess.run(["sh", script, b_sock, f"ip netns exec {na}", "10.213.0.1", "4445",
+                            a2_sock, "--"] + vm, env=env, timeout=120)
+        expect(r.returncode == 0, f"migrate-example B->A exited {r.returncode}")
+        time.sleep(1)
+        r2 = console_reports(a2_sock + ".console")
+        rb = console_reports(b_con)
+        expect(len(r2) >= 2 and r2[-1][0] > rb[-1][0], f"the VM does not run back in A: {r2[-2:]}")
+        expect(all(bad == 0 for _, bad in ra + rb + r2), "bad pages seen by the guest")
+        print(f"A->B->A: counters A {ra[-1][0]}, B {rb[-1][0]}, A again {r2[-1][0]}, no bad page")
+        # Cut the link in the middle of a slow migration (A again -> B).
+        b2_sock = os.path.join(work, "b2.sock")
+        d = subprocess.Popen(["ip", "netns", "exec", nb, SKIFF, "run"] + vm +
+                             ["--api-socket", b2_sock, "--incoming", "tcp:0.0.0.0:4446"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        procs.append(d)
+        time.sleep(1)
+        sh(f"{SKIFF} ctl {a2_sock} migrate-set-parameters max-bandwidth={20 << 20}")
+        sh(f"{SKIFF} ctl {a2_sock} migrate uri=tcp:10.213.0.2:4446")
+        time.sleep(1.5)
+        sh(f"ip -n {na} link set {va} down")
+        deadline = time.monotonic() + 60
+        while True:
+            _, out = sh(f"{SKIFF} ctl --json {a2_sock} query-migrate")
+            if '"failed"' in out:
+                break
+            expect(time.monotonic() < deadline, "the source did not notice the cut link")
+            time.sleep(1)
+        c1 = console_reports(a2_sock + ".console")[-1][0]
+        time.sleep(1)
+        c2 = console_reports(a2_sock + ".console")[-1][0]
+        expect(c2 > c1, "the source guest stopped after the failed migration")
+        expect(d.wait(60) == 8, f"the destination exited {d.returncode}, expected 8")
+        print("cut link: source runs on, destination refused:",
+              d.stderr.read().decode(errors="replace").strip().splitlines()[-1])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for sock in ("b.sock", "a2.sock"):
+            subprocess.run([SKIFF, "ctl", os.path.join(work, sock), "quit"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sh(f"ip netns pids {na} | xargs -r kill -9; ip netns pids {nb} | xargs -r kill -9",
+           check=False)
+        sh(f"ip netns del {na}; ip netns del {nb}", check=False)
+
+
 CASES = {
+    "netns-a-b-a": netns,
     "idle-256m": lambda w: live(w, "256M", 64, 0),
     "50mbs-256m": lambda w: live(w, "256M", 64, 50),
     "500mbs-256m": lambda w: live(w, "256M", 64, 500),
