@@ -20,6 +20,9 @@
 
 #include "migration.h"
 
+/* Sockets get this receive timeout (uri.c, MIG_IO_TIMEOUT_S). */
+#define MIG_IO_TIMEOUT_STREAM_S 10
+
 void mig_stream_init(struct mig_stream *s, int fd)
 {
 	struct stat st;
@@ -165,6 +168,9 @@ static void read_error(int ret, const char *what, char *err, size_t errlen)
 	if (ret == -EPIPE)
 		snprintf(err, errlen, "the stream ended in the middle of %s (truncated, or the "
 			 "sender stopped)", what);
+	else if (ret == -EAGAIN || ret == -EWOULDBLOCK)
+		snprintf(err, errlen, "nothing arrived for %d s while reading %s: the connection "
+			 "is gone", MIG_IO_TIMEOUT_STREAM_S, what);
 	else
 		snprintf(err, errlen, "reading %s: %s", what, strerror(-ret));
 }

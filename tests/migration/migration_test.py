@@ -497,6 +497,7 @@ CASES = {
     "50mbs-256m": lambda w: live(w, "256M", 64, 50),
     "500mbs-256m": lambda w: live(w, "256M", 64, 500),
     "idle-1g": lambda w: live(w, "1G", 256, 0),
+    "50mbs-1g": lambda w: live(w, "1G", 256, 50),
     "500mbs-1g": lambda w: live(w, "1G", 256, 500, ctl=True),
     "blk-in-flight": lambda w: live(w, "256M", 32, 50, disk=True),
     "unix-channels-verify": lambda w: live(w, "512M", 128, 100, "unix",

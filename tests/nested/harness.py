@@ -154,12 +154,13 @@ def run_nested(case, skiff, assets):
     if not shutil.which('qemu-system-x86_64'):
         log('SKIP: qemu-system-x86_64 is not installed')
         return SKIP
-    if case.startswith('virtio-blk-') and not (shutil.which('mkfs.ext4') or os.path.exists('/usr/sbin/mkfs.ext4')):
+    if (case.startswith('virtio-blk-') or case == 'migrate-linux') and not (shutil.which('mkfs.ext4') or os.path.exists('/usr/sbin/mkfs.ext4')):
         log('SKIP: e2fsprogs (mkfs.ext4, debugfs) is not installed')
         return SKIP
     with tempfile.TemporaryDirectory(prefix='skiff-nested-', dir=os.path.dirname(assets)) as work:
         cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench',
-                                     with_disks=case.startswith('virtio-blk-'))
+                                     with_disks=case.startswith('virtio-blk-') or
+                                     case == 'migrate-linux')
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,

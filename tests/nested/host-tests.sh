@@ -160,6 +160,43 @@ virtio-blk-readonly)
 	has "SKIFF-BLK-WRITE=refused" || fail "the guest's write to /dev/vda was not refused"
 	[ "$before" = "$after" ] || fail "the read-only image changed"
 	pass ;;
+migrate-linux)
+	# The Debian kernel migrates between two skiff processes on this host:
+	# its ticks continue on the destination, whose shell answers and whose
+	# (shared, read-only) disk still reads back intact.
+	want=$(sha256sum $A/blk.img | cut -d' ' -f1)
+	OUT2=/tmp/out2
+	rm -f /tmp/in2; mkfifo /tmp/in2
+	: >$OUT; : >$OUT2
+	VM="--kernel $A/bzImage --initrd $RD --cmdline \"$CON skiff.test=ticker\" --disk path=$A/blk.img,readonly=on"
+	eval timeout -s KILL 300 skiff run $VM --api-socket /tmp/src.sock </dev/null >$OUT 2>&1 &
+	spid=$!
+	wait_for "SKIFF-TICK 3" 150 || { kill -9 $spid; fail "the source guest does not tick"; }
+	eval timeout -s KILL 300 skiff run $VM --api-socket /tmp/dst.sock \
+		--incoming tcp:127.0.0.1:4444 </tmp/in2 >$OUT2 2>&1 &
+	dpid=$!
+	exec 3>/tmp/in2
+	i=0
+	until skiff ctl /tmp/dst.sock query-status 2>/dev/null | grep -q inmigrate; do
+		i=$((i + 1)); [ $i -lt 100 ] || { kill -9 $spid $dpid; fail "no destination"; }
+		sleep 0.1
+	done
+	skiff ctl /tmp/src.sock migrate tcp:127.0.0.1:4444 || { kill -9 $spid $dpid; fail "skiff ctl migrate failed"; }
+	wait $spid; rc=$?
+	[ $rc -eq 0 ] || { kill -9 $dpid; fail "source exit status $rc after migrating"; }
+	last=$(grep -o 'SKIFF-TICK [0-9]*' $OUT | tail -1 | cut -d' ' -f2)
+	OUT_SAVE=$OUT; OUT=$OUT2
+	wait_for "SKIFF-TICK $((last + 3))[^0-9]*\$" 120 || { kill -9 $dpid; OUT=$OUT_SAVE; fail "the guest does not tick on the destination (source stopped at $last)"; }
+	echo 'echo SKIFF-BLK-SHA256=$(sha256sum /dev/vda | cut -d" " -f1)' >&3
+	wait_for "SKIFF-BLK-SHA256=" 120 || { kill -9 $dpid; fail "the destination guest's shell does not answer"; }
+	got=$(sed -n 's/^SKIFF-BLK-SHA256=\([0-9a-f]*\).*/\1/p' $OUT2 | tail -1)
+	echo 'poweroff -f' >&3
+	wait $dpid; rc=$?
+	exec 3>&-
+	cat $OUT_SAVE >>$OUT2
+	[ "$got" = "$want" ] || fail "disk sha256 on the destination $got, host $want"
+	[ $rc -eq 0 ] || fail "destination exit status $rc"
+	pass ;;
 bench)
 	# Boot-to-init-and-off, skiff vs QEMU microvm, same PVH vmlinux and
 	# initramfs, alternated. /proc/uptime has 10 ms resolution; a run is
