@@ -137,7 +137,8 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 		}
 		put_sec(out, SEC_FPU, &fpu, sizeof(fpu));
 	}
-	if (ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0)
+	/* A host without XSAVE reports no XCR (and refuses to set any). */
+	if (ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0 && xcrs.nr_xcrs)
 		put_sec(out, SEC_XCRS, &xcrs, sizeof(xcrs));
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
 		ret = -errno;

@@ -200,6 +200,9 @@ def run_nested(case, skiff, assets):
         if line.startswith('NESTED-RESULT: PASS'):
             return 0
         if line.startswith('NESTED-RESULT: FAIL'):
+            # The nested host's console, without the kernels' own lines.
+            log('\n'.join(l for l in out.splitlines()
+                           if not l.startswith('[') and l.strip())[-4000:])
             return 1
     log('FAIL: no NESTED-RESULT line')
     return 1
