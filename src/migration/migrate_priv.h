@@ -66,6 +66,10 @@ void mig_finish(struct migration *m, int result, const char *error);
 void mig_wake_main(struct migration *m);
 
 void *mig_incoming_thread(void *arg);
+void *mig_outgoing_thread(void *arg);
+/* Stops auto-converge's kicker and joins it (migration or main thread,
+ * never both at once: see outgoing.c). */
+void mig_throttle_stop(struct migration *m);
 
 /* Configuration record (config_rec.c). */
 int MUST_CHECK mig_config_save(struct vm *vm, struct mig_buf *b);
