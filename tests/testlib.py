@@ -24,3 +24,13 @@ def need_kvm():
     except OSError as e:
         print(f"SKIP: /dev/kvm cannot be opened ({e.strerror})")
         sys.exit(SKIP)
+
+
+def tsc_khz():
+    """The host's TSC rate for the test guests' tsc_khz= (the guest's own
+    calibration is unreliable on PVM hosts)."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+    return 3000000

@@ -20,19 +20,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "control"))
-from testlib import SKIP, Failed, expect, need_kvm  # noqa: E402
+from testlib import SKIP, Failed, expect, need_kvm, tsc_khz  # noqa: E402
 from qmp import Client  # noqa: E402
 
 SKIFF = os.environ.get("SKIFF", "build/skiff")
 GUEST_DIR = os.environ.get("GUEST_DIR", "build/tests/guests")
-
-
-def tsc_khz():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("cpu MHz"):
-                return int(float(line.split(":")[1]) * 1000)
-    return 3000000
 
 
 def free_port():
