@@ -45,4 +45,12 @@ void acpi_ged_cf9_write(void *opaque, uint8_t v);
 /* Any thread: presses the power button (raises the GED interrupt). */
 int MUST_CHECK acpi_ged_power_button(struct acpi_ged *g);
 
+/* Migration (vCPUs parked): the pending event bits (a power-button press
+ * not yet read by the guest) as ACPI_GED_STATE_SIZE bytes: u8 version,
+ * 3 reserved, u32 events (little-endian). Load refuses unknown bits and
+ * drives the interrupt line from the loaded bits. */
+#define ACPI_GED_STATE_SIZE 8
+void acpi_ged_state_save(struct acpi_ged *g, uint8_t *buf);
+int MUST_CHECK acpi_ged_state_load(struct acpi_ged *g, const uint8_t *buf, size_t len);
+
 #endif

@@ -32,6 +32,18 @@ struct config_disk {
 	unsigned int poll_us;    /* I/O thread busy-poll window, 0..CONFIG_DISK_MAX_POLL_US */
 };
 
+/* --net tap=NAME|tap-fd=N[,mac=MAC][,queues=N][,poll=US] */
+#define CONFIG_MAX_NETS 4
+#define CONFIG_NET_MAX_QUEUES 4     /* queue pairs (VIRTIO_NET_MAX_PAIRS) */
+#define CONFIG_NET_MAX_POLL_US 1000
+struct config_net {
+	char tap[16];            /* IFNAMSIZ; "" with tap_fd */
+	int tap_fd;              /* -1: open tap by name */
+	uint8_t mac[6];          /* all zero: generated */
+	unsigned int queues;     /* queue pairs, 1..CONFIG_NET_MAX_QUEUES */
+	unsigned int poll_us;    /* I/O thread busy-poll window (default 0) */
+};
+
 struct config {
 	const char *kernel;      /* NULL: the embedded demo guest */
 	const char *initrd;
@@ -48,6 +60,8 @@ struct config {
 	struct config_disk disks[CONFIG_MAX_DISKS];
 	unsigned int nr_disks;
 	bool rng;                /* --rng: a virtio-rng device */
+	struct config_net nets[CONFIG_MAX_NETS];
+	unsigned int nr_nets;
 	const char *incoming;    /* --incoming URI / --restore file:PATH, NULL: boot */
 };
 
@@ -60,5 +74,7 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 void config_print_run_help(FILE *out);
 /* One --disk value (config_disk.c); appends to cfg->disks. */
 int MUST_CHECK config_parse_disk(const char *arg, struct config *cfg, char *err, size_t errlen);
+/* One --net value (config_net.c); appends to cfg->nets. */
+int MUST_CHECK config_parse_net(const char *arg, struct config *cfg, char *err, size_t errlen);
 
 #endif

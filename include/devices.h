@@ -29,6 +29,10 @@ void serial_destroy(struct serial *s);
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
 /* How many more input bytes the receive FIFO can take now. */
 size_t serial_input_room(struct serial *s);
+/* Guest reset (main thread, vCPUs stopped): registers back to their
+ * power-on values, receive FIFO emptied, interrupt line lowered. Output
+ * still pending for the console is kept. */
+void serial_reset(struct serial *s);
 /* Counters (any thread): bytes written to the console, guest output
  * dropped because the console stalled (64 KiB are buffered first) or went
  * away, bytes queued for the guest (host input and loopback), bytes

@@ -54,6 +54,9 @@ struct guest_mem {
 /* Creates guest RAM of `size` bytes (multiple of 4 KiB, >= MEM_MIN_SIZE). */
 int MUST_CHECK mem_create(uint64_t size, struct guest_mem **out);
 void mem_destroy(struct guest_mem *m);
+/* Zeroes all of RAM as at power-on (a guest reset), freeing its pages; marks
+ * every page dirty. No vCPU may be running. Returns 0 or -errno. */
+int MUST_CHECK mem_reset(struct guest_mem *m);
 
 /* Host pointer for [gpa, gpa+len) if the whole range is RAM inside one region,
  * else NULL. len 0 is refused. */

@@ -30,6 +30,11 @@ struct runstate {
 	int exit_status;          /* valid once exit_requested is set */
 	char reason[128];
 	int wake_fd;              /* eventfd, written once on the first request */
+	/* Sticky: SIGINT/SIGTERM asked skiff to end. Set by the main thread
+	 * (signal handling) next to its exit request, which may lose to a
+	 * guest reset; vm_run() then ends instead of rebooting. Not cleared by
+	 * runstate_rearm(). */
+	atomic_bool stop_requested;
 
 	/* Pausing vCPUs (stop/cont, migration, reset). The main thread sets
 	 * pause_requested and kicks the vCPUs; each vCPU thread parks in

@@ -90,6 +90,15 @@ int MUST_CHECK virtq_pop(struct virtq *vq, struct virtq_elem *elem);
 /* Puts a chain back on the used ring with `written` bytes written into its
  * device-writable buffers; marks those bytes and the used entry dirty. */
 void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t written);
+/* Gives back the chain popped last (not pushed, nothing popped since): the
+ * next virtq_pop returns it again. virtio-net holds no chain while idle. */
+void virtq_unpop(struct virtq *vq);
+/* Several chains published together (virtio-net MRG_RXBUF: a frame's
+ * buffers appear at once): virtq_fill writes used entry used_idx + n
+ * without publishing it, virtq_flush publishes `count` filled entries. The
+ * caller marks the written bytes dirty (virtq_elem_write does). */
+void virtq_fill(struct virtq *vq, uint16_t n, uint16_t head, uint32_t written);
+void virtq_flush(struct virtq *vq, uint16_t count);
 /* After one or more pushes: must the driver be interrupted? (EVENT_IDX or
  * the NO_INTERRUPT flag.) Updates the signalled position when true. */
 bool MUST_CHECK virtq_should_notify(struct virtq *vq);
@@ -133,11 +142,40 @@ struct virtio_blk_config {
 
 #define VIRTIO_BLK_MAX_QUEUES 8
 
+/* virtio-net on a tap (net.c, net_tap.c). */
+#define VIRTIO_NET_MAX_PAIRS 4
+struct virtio_net_config {
+	const char *tap;           /* interface to create or attach; NULL: tap_fd */
+	int tap_fd;                /* an open tap (IFF_VNET_HDR), or -1 */
+	uint8_t mac[6];
+	unsigned int queues;       /* queue pairs, 1..VIRTIO_NET_MAX_PAIRS */
+	uint64_t poll_ns;          /* I/O thread busy-poll window, 0: none */
+};
+
+/* Written by the I/O thread (relaxed), read by any thread. */
+struct virtio_net_stats {
+	uint64_t rx_packets, rx_bytes;   /* tap -> guest (bytes without header) */
+	uint64_t rx_drops;               /* frames that did not fit (no MRG_RXBUF) */
+	uint64_t rx_errors;              /* bad receive chains, tap read errors */
+	uint64_t rx_stalls;              /* waits for receive buffers (back-pressure) */
+	uint64_t tx_packets, tx_bytes;   /* guest -> tap */
+	uint64_t tx_drops;               /* malformed or oversize frames dropped */
+	uint64_t tx_errors;              /* tap write errors */
+	uint64_t tx_stalls;              /* tap full: waits for POLLOUT */
+	uint64_t ctrl_cmds, ctrl_errors; /* control queue commands, refused ones */
+};
+
 /* Main thread. Adds a virtio-blk PCI function to `host`; the image is
  * opened here. err gets one line on failure. */
 int MUST_CHECK virtio_blk_create(struct pci_host *host, struct guest_mem *mem,
 				 const struct virtio_blk_config *cfg,
 				 struct virtio_dev **out, char *err, size_t errlen);
+/* Main thread: opens or creates the tap(s); err gets one line on failure. */
+int MUST_CHECK virtio_net_create(struct pci_host *host, struct guest_mem *mem,
+				 const struct virtio_net_config *cfg,
+				 struct virtio_dev **out, char *err, size_t errlen);
+/* Any thread: virtio-net's own counters (zeroes for another device). */
+void virtio_net_stats(const struct virtio_dev *d, struct virtio_net_stats *out);
 int MUST_CHECK virtio_rng_create(struct pci_host *host, struct guest_mem *mem,
 				 struct virtio_dev **out, char *err, size_t errlen);
 /* Stops the I/O thread (after its in-flight requests complete), removes the

@@ -55,6 +55,8 @@ struct vm {
 	struct virtio_dev *disks[CONFIG_MAX_DISKS];
 	unsigned int nr_disks;
 	struct virtio_dev *rng;
+	struct virtio_dev *nets[CONFIG_MAX_NETS];
+	unsigned int nr_nets;
 	struct kernel_info kernel;
 	struct cpuid_fetch cpuid_fetch;
 	struct vcpu_ctx vcpu_ctx;

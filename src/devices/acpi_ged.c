@@ -102,6 +102,35 @@ int acpi_ged_power_button(struct acpi_ged *g)
 	return ret;
 }
 
+#define GED_STATE_VERSION 1
+
+void acpi_ged_state_save(struct acpi_ged *g, uint8_t *buf)
+{
+	memset(buf, 0, ACPI_GED_STATE_SIZE);
+	buf[0] = GED_STATE_VERSION;
+	pthread_mutex_lock(&g->lock);
+	memcpy(buf + 4, &g->events, 4); /* little-endian host */
+	pthread_mutex_unlock(&g->lock);
+}
+
+int acpi_ged_state_load(struct acpi_ged *g, const uint8_t *buf, size_t len)
+{
+	uint32_t ev;
+
+	if (len != ACPI_GED_STATE_SIZE || buf[0] != GED_STATE_VERSION)
+		return -EINVAL;
+	memcpy(&ev, buf + 4, 4);
+	if (ev & ~(uint32_t)ACPI_GED_EV_POWER_BUTTON)
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	g->events = ev;
+	/* The line's level is not in the interrupt controllers' state. */
+	if (irq_line_set(&g->irq, ev != 0))
+		log_warn("acpi-ged: cannot drive its interrupt line");
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
 int acpi_ged_create(struct bus *mmio, struct bus *pio, struct irq_line irq,
 		    struct runstate *rs, struct acpi_ged **out)
 {

@@ -268,6 +268,17 @@ void serial_get_stats(struct serial *s, struct serial_stats *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void serial_reset(struct serial *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ier = s->lcr = s->mcr = s->scr = s->fcr = s->dlm = 0;
+	s->dll = 0x0c; /* as serial_create leaves it */
+	s->thr_pending = false;
+	s->rx_head = s->rx_len = 0;
+	update_irq(s); /* IIR reads "none" now: drives the line low if it was high */
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* --- create/destroy ------------------------------------------------------- */
 
 int serial_create(struct bus *pio, uint16_t base, struct irq_line irq, int out_fd,

@@ -82,7 +82,7 @@ int mig_config_save(struct vm *vm, struct mig_buf *b)
 		mig_put_u8(b, d->readonly);
 		mig_put_u32(b, d->queues);
 	}
-	mig_put_u32(b, 0);
+	mig_put_u32(b, vm->nr_nets);
 	free(c);
 	return b->err;
 }
@@ -168,8 +168,8 @@ static int config_check(struct vm *vm, const struct kvm_cpuid2 *c, const void *p
 		}
 	}
 	n = mig_get_u32(&r);
-	if (!r.bad && n != 0) {
-		snprintf(err, errlen, "the source has %u network devices, this VM none", n);
+	if (!r.bad && n != vm->nr_nets) {
+		snprintf(err, errlen, "the source has %u network devices, this VM %u", n, vm->nr_nets);
 		return -EINVAL;
 	}
 	if (!mig_rd_done(&r, true)) {

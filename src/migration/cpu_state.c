@@ -26,9 +26,34 @@
 
 enum {
 	SEC_REGS = 1, SEC_XSAVE, SEC_FPU, SEC_XCRS, SEC_SREGS, SEC_MSRS, SEC_MPSTATE,
-	SEC_LAPIC, SEC_DEADLINE, SEC_EVENTS, SEC_DEBUGREGS,
+	SEC_LAPIC, SEC_DEADLINE, SEC_EVENTS, SEC_DEBUGREGS, SEC_SREGS2,
 	VM_SEC_CLOCK = 32, VM_SEC_PIC0, VM_SEC_PIC1, VM_SEC_IOAPIC, VM_SEC_PIT,
 };
+
+/* Where each vCPU section loads, in KVM's required order: registers; the
+ * FPU; XCRs; segment and control registers (sregs2 when the source's KVM
+ * has it: it carries the PAE PDPTRs) before the MSRs, since EFER and the
+ * APIC base checks depend on CR0/CR4/EFER; MP state before the LAPIC (it
+ * does not touch it) and before the vCPU events (KVM refuses an
+ * INIT_RECEIVED MP state while events latch an INIT); the LAPIC before the
+ * TSC deadline (timer mode) and the events (pending interrupt state). A
+ * record whose sections do not strictly ascend in this rank is refused. */
+static int sec_rank(uint32_t tag)
+{
+	switch (tag) {
+	case SEC_REGS: return 1;
+	case SEC_XSAVE: case SEC_FPU: return 2;
+	case SEC_XCRS: return 3;
+	case SEC_SREGS: case SEC_SREGS2: return 4;
+	case SEC_MSRS: return 5;
+	case SEC_MPSTATE: return 6;
+	case SEC_LAPIC: return 7;
+	case SEC_DEADLINE: return 8;
+	case SEC_EVENTS: return 9;
+	case SEC_DEBUGREGS: return 10;
+	default: return 0;
+	}
+}
 
 static void put_sec(struct mig_buf *b, uint32_t tag, const void *p, size_t len)
 {
@@ -140,11 +165,21 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	/* A host without XSAVE reports no XCR (and refuses to set any). */
 	if (ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0 && xcrs.nr_xcrs)
 		put_sec(out, SEC_XCRS, &xcrs, sizeof(xcrs));
-	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
-		ret = -errno;
-		goto out;
+	if (ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0) {
+		struct kvm_sregs2 sregs2;
+
+		if (ioctl(v->fd, KVM_GET_SREGS2, &sregs2) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		put_sec(out, SEC_SREGS2, &sregs2, sizeof(sregs2));
+	} else {
+		if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		put_sec(out, SEC_SREGS, &sregs, sizeof(sregs));
 	}
-	put_sec(out, SEC_SREGS, &sregs, sizeof(sregs));
 	ret = msr_list(v, &msrs);
 	if (ret)
 		goto out;
@@ -191,6 +226,7 @@ int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t e
 {
 	struct mig_rd r;
 	uint32_t version, seen = 0;
+	int rank = 0;
 	int xsize = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 
 	if (xsize < (int)sizeof(struct kvm_xsave))
@@ -212,18 +248,31 @@ int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t e
 			snprintf(err, errlen, "vCPU section %u overruns the record", tag);
 			return -EBADMSG;
 		}
-		if (tag < 32 && (seen & (1u << tag))) {
-			snprintf(err, errlen, "vCPU section %u appears twice", tag);
+		if (!sec_rank(tag)) {
+			snprintf(err, errlen, "unknown vCPU section %u (a newer skiff?)", tag);
+			return -EPROTO;
+		}
+		if (sec_rank(tag) <= rank) {
+			snprintf(err, errlen, "vCPU section %u repeated or out of order", tag);
 			return -EBADMSG;
 		}
-		if (tag < 32)
-			seen |= 1u << tag;
+		rank = sec_rank(tag);
+		seen |= 1u << tag;
 		switch (tag) {
 		case SEC_REGS: req = KVM_SET_REGS; what = "registers"; size = sizeof(struct kvm_regs); break;
 		case SEC_XSAVE: req = KVM_SET_XSAVE; what = "XSAVE"; size = (size_t)xsize; break;
 		case SEC_FPU: req = KVM_SET_FPU; what = "FPU"; size = sizeof(struct kvm_fpu); break;
 		case SEC_XCRS: req = KVM_SET_XCRS; what = "XCR"; size = sizeof(struct kvm_xcrs); break;
 		case SEC_SREGS: req = KVM_SET_SREGS; what = "segment registers"; size = sizeof(struct kvm_sregs); break;
+		case SEC_SREGS2:
+			if (ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) <= 0) {
+				snprintf(err, errlen, "the source saved segment registers with "
+					 "KVM_GET_SREGS2; this host's KVM lacks KVM_CAP_SREGS2");
+				return -EPROTO;
+			}
+			req = KVM_SET_SREGS2; what = "segment registers (sregs2)";
+			size = sizeof(struct kvm_sregs2);
+			break;
 		case SEC_MPSTATE: req = KVM_SET_MP_STATE; what = "MP state"; size = sizeof(struct kvm_mp_state); break;
 		case SEC_LAPIC: req = KVM_SET_LAPIC; what = "LAPIC"; size = sizeof(struct kvm_lapic_state); break;
 		case SEC_EVENTS: req = KVM_SET_VCPU_EVENTS; what = "vCPU events"; size = sizeof(struct kvm_vcpu_events); break;
@@ -292,7 +341,8 @@ int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t e
 				return ret;
 		}
 	}
-	if (!mig_rd_done(&r, true) || !(seen & (1u << SEC_REGS)) || !(seen & (1u << SEC_SREGS)) ||
+	if (!mig_rd_done(&r, true) || !(seen & (1u << SEC_REGS)) ||
+	    !(seen & ((1u << SEC_SREGS) | (1u << SEC_SREGS2))) ||
 	    !(seen & (1u << SEC_LAPIC)) || !(seen & (1u << SEC_MSRS))) {
 		snprintf(err, errlen, "the vCPU record lacks registers, MSRs or the LAPIC");
 		return -EBADMSG;

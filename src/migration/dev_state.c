@@ -5,14 +5,14 @@
  *
  *   / { version = <1>;
  *       serial0 { state = [...]; };           serial_state_save
+ *       ged0 { state = [...]; };              acpi_ged_state_save
  *       virtio-blk0 { state = [...]; };       virtio_dev_state_save
- *       virtio-rng0 { state = [...]; }; }
+ *       virtio-rng0 { state = [...]; };
+ *       virtio-net0 { state = [...]; }; }    one per --net, in order
  *
  * The destination requires exactly its own set of devices: a missing node
  * or an unknown one is refused by name. Each device checks its own bytes.
- * Not carried: the i8042 (stateless here apart from its output port) and
- * the ACPI GED's pending event (a power-button press during the final
- * phase is lost; the guest can be asked again).
+ * Not carried: the i8042 (stateless here apart from its output port).
  *
  * Thread context: migration thread; vCPUs parked, virtio devices paused.
  */
@@ -25,11 +25,12 @@
 #include "migrate_priv.h"
 
 #define DEV_STATE_VERSION 1
-#define MAX_DEVICES (2 + CONFIG_MAX_DISKS)
+#define MAX_DEVICES (3 + CONFIG_MAX_DISKS + CONFIG_MAX_NETS)
 
 struct dev_entry {
 	char name[32];
-	struct virtio_dev *vd;     /* NULL: the serial port */
+	enum { DEV_SERIAL, DEV_GED, DEV_VIRTIO } kind;
+	struct virtio_dev *vd;     /* DEV_VIRTIO */
 };
 
 static unsigned int devices(struct vm *vm, struct dev_entry *e)
@@ -37,14 +38,27 @@ static unsigned int devices(struct vm *vm, struct dev_entry *e)
 	unsigned int n = 0;
 
 	snprintf(e[n].name, sizeof(e[n].name), "serial0");
+	e[n].kind = DEV_SERIAL;
 	e[n++].vd = NULL;
+	if (vm->ged) {
+		snprintf(e[n].name, sizeof(e[n].name), "ged0");
+		e[n].kind = DEV_GED;
+		e[n++].vd = NULL;
+	}
 	for (unsigned int i = 0; i < vm->nr_disks; i++) {
 		snprintf(e[n].name, sizeof(e[n].name), "virtio-blk%u", i);
+		e[n].kind = DEV_VIRTIO;
 		e[n++].vd = vm->disks[i];
 	}
 	if (vm->rng) {
 		snprintf(e[n].name, sizeof(e[n].name), "virtio-rng0");
+		e[n].kind = DEV_VIRTIO;
 		e[n++].vd = vm->rng;
+	}
+	for (unsigned int i = 0; i < vm->nr_nets; i++) {
+		snprintf(e[n].name, sizeof(e[n].name), "virtio-net%u", i);
+		e[n].kind = DEV_VIRTIO;
+		e[n++].vd = vm->nets[i];
 	}
 	return n;
 }
@@ -62,9 +76,12 @@ static int build(struct vm *vm, void *fdt, size_t size, uint8_t *tmp)
 	for (unsigned int i = 0; !ret && i < n; i++) {
 		size_t len;
 
-		if (e[i].vd) {
+		if (e[i].kind == DEV_VIRTIO) {
 			virtio_dev_state_save(e[i].vd, tmp);
 			len = virtio_dev_state_size(e[i].vd);
+		} else if (e[i].kind == DEV_GED) {
+			acpi_ged_state_save(vm->ged, tmp);
+			len = ACPI_GED_STATE_SIZE;
 		} else {
 			len = serial_state_save(vm->serial, tmp);
 		}
@@ -85,6 +102,8 @@ static size_t max_state(struct vm *vm)
 		m = MAX(m, virtio_dev_state_size(vm->disks[i]));
 	if (vm->rng)
 		m = MAX(m, virtio_dev_state_size(vm->rng));
+	for (unsigned int i = 0; i < vm->nr_nets; i++)
+		m = MAX(m, virtio_dev_state_size(vm->nets[i]));
 	return m;
 }
 
@@ -157,8 +176,12 @@ int mig_devices_load(struct vm *vm, const void *p, size_t len, char *err, size_t
 			snprintf(err, errlen, "the source has no state for this VM's %s", e[i].name);
 			return -EINVAL;
 		}
-		if (e[i].vd) {
+		if (e[i].kind == DEV_VIRTIO) {
 			ret = virtio_dev_state_load(e[i].vd, state, (size_t)plen, err, errlen);
+		} else if (e[i].kind == DEV_GED) {
+			ret = acpi_ged_state_load(vm->ged, state, (size_t)plen);
+			if (ret)
+				snprintf(err, errlen, "malformed ACPI event device state");
 		} else {
 			ret = serial_state_load(vm->serial, state, (size_t)plen);
 			if (ret)

@@ -158,6 +158,22 @@ static void clear_pv_msrs(struct vcpu *v)
 	(void)ioctl(v->fd, KVM_SET_MSRS, &m);
 }
 
+/* A reset restarts the time-stamp counter from 0, as at power-on (KVM
+ * starts a new vCPU's at 0). All vCPUs are written within a few ms of each
+ * other, so KVM matches their offsets and the TSCs stay synchronized. */
+static void reset_tsc(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e[0].index = 0x10; /* MSR_IA32_TSC */
+	(void)ioctl(v->fd, KVM_SET_MSRS, &m);
+}
+
 /* KVM finishes an exit's I/O (and may skip the instruction) on the next
  * KVM_RUN; with immediate_exit set that run executes no guest instruction
  * (KVM API: "re-enter the guest ... with the immediate_exit field set to
@@ -174,9 +190,10 @@ int vcpu_reset_state(struct vcpu *v, const struct vcpu_boot *boot)
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
 	struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING };
 	bool at_entry = v->index == 0 || boot->all_at_entry;
+	bool resetting = v->lapic0 != NULL; /* a guest reset, not vcpu_create() */
 	int ret;
 
-	if (v->lapic0) {
+	if (resetting) {
 		/* A reset: the vCPU has run, and its LAPIC may be in x2APIC
 		 * mode. Back to the power-on APIC base (xAPIC) first: KVM checks
 		 * the saved registers against the mode. */
@@ -203,6 +220,8 @@ int vcpu_reset_state(struct vcpu *v, const struct vcpu_boot *boot)
 			return v->lapic0 ? -errno : -ENOMEM;
 	}
 	clear_pv_msrs(v);
+	if (resetting)
+		reset_tsc(v);
 	(void)ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
 	/* APs wait for INIT/SIPI: an INIT resets their registers in KVM. */
 	if (at_entry)

@@ -23,13 +23,16 @@
 /* user_data values below this are eventfd sources (index + 1). */
 #define UD_SOURCES (IOWORKER_MAX_FDS + 2)
 #define UD_CTL 1
+#define UD_CANCEL UD_SOURCES   /* an ASYNC_CANCEL's own completion */
 
 struct source {
 	int fd;
 	unsigned int id;
 	uint64_t buf;     /* the READ's target */
-	bool armed;       /* a READ is in flight */
+	bool armed;       /* a READ (or POLL_ADD) is in flight */
 	bool fired;       /* completed, handler not run yet */
+	unsigned int poll_events; /* 0: an eventfd to read; else POLL_ADD mask */
+	bool held;        /* not re-armed (ioworker_hold) */
 };
 
 struct ioworker {
@@ -56,7 +59,7 @@ static void arm(struct ioworker *w, unsigned int i)
 	struct source *s = &w->src[i];
 	struct io_uring_sqe *sqe;
 
-	if (s->armed)
+	if (s->armed || s->held)
 		return;
 	sqe = io_uring_get_sqe(&w->ring);
 	if (!sqe) {
@@ -65,7 +68,10 @@ static void arm(struct ioworker *w, unsigned int i)
 		if (!sqe)
 			return; /* retried on the next round */
 	}
-	io_uring_prep_read(sqe, s->fd, &s->buf, sizeof(s->buf), 0);
+	if (s->poll_events)
+		io_uring_prep_poll_add(sqe, s->fd, s->poll_events);
+	else
+		io_uring_prep_read(sqe, s->fd, &s->buf, sizeof(s->buf), 0);
 	io_uring_sqe_set_data64(sqe, i + 1);
 	s->armed = true;
 }
@@ -105,6 +111,8 @@ static void reap(struct ioworker *w)
 			s->armed = false;
 			/* -EAGAIN/-EINTR: nothing read, re-arm; any result wakes. */
 			s->fired = true;
+		} else if (ud == UD_CANCEL) {
+			/* the cancelled READ/POLL_ADD completes on its own */
 		} else {
 			struct ioworker_op *op = (struct ioworker_op *)(uintptr_t)ud;
 
@@ -258,6 +266,28 @@ int ioworker_add_fd(struct ioworker *w, int fd, unsigned int id)
 	return 0;
 }
 
+int ioworker_add_poll(struct ioworker *w, int fd, unsigned int events, unsigned int id,
+		      bool held)
+{
+	int ret = ioworker_add_fd(w, fd, id);
+
+	if (ret)
+		return ret;
+	w->src[w->nr_src - 1].poll_events = events;
+	w->src[w->nr_src - 1].held = held;
+	return 0;
+}
+
+void ioworker_hold(struct ioworker *w, unsigned int id, bool hold)
+{
+	unsigned int i;
+
+	for (i = 1; i < w->nr_src; i++) {
+		if (w->src[i].id == id)
+			w->src[i].held = hold;
+	}
+}
+
 void ioworker_set_poll(struct ioworker *w, uint64_t ns)
 {
 	w->poll_ns = ns;
@@ -311,6 +341,45 @@ void ioworker_resume(struct ioworker *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* Main thread, the I/O thread joined: cancel the sources' READs and
+ * POLL_ADDs and wait for them. io_uring drops its file references only when
+ * an operation ends; left to the ring's asynchronous teardown, a tap would
+ * stay attached for a while after skiff exits (TUNSETIFF: EBUSY for the
+ * next user of the interface). */
+static void cancel_sources(struct ioworker *w)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+	struct io_uring_cqe *cqe;
+	unsigned int i, tries;
+	bool armed = false;
+
+	for (i = 0; i < w->nr_src; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (!w->src[i].armed)
+			continue;
+		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe) {
+			io_uring_submit(&w->ring);
+			sqe = io_uring_get_sqe(&w->ring);
+			if (!sqe)
+				break;
+		}
+		io_uring_prep_cancel64(sqe, i + 1, 0);
+		io_uring_sqe_set_data64(sqe, UD_CANCEL);
+		armed = true;
+	}
+	for (tries = 0; armed && tries < 20; tries++) {
+		io_uring_submit(&w->ring);
+		if (io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts) < 0 && !io_uring_cq_ready(&w->ring))
+			continue;
+		reap(w);
+		armed = false;
+		for (i = 0; i < w->nr_src; i++)
+			armed |= w->src[i].armed;
+	}
+}
+
 void ioworker_destroy(struct ioworker *w)
 {
 	uint64_t one = 1;
@@ -327,8 +396,10 @@ void ioworker_destroy(struct ioworker *w)
 		}
 		pthread_join(w->thread, NULL);
 	}
-	if (w->ring_ok)
+	if (w->ring_ok) {
+		cancel_sources(w);
 		io_uring_queue_exit(&w->ring);
+	}
 	if (w->src[0].fd >= 0 && w->nr_src)
 		close(w->src[0].fd);
 	pthread_cond_destroy(&w->cond);

@@ -134,6 +134,11 @@ static void worker_on_fd(void *opaque, unsigned int id)
 {
 	struct virtio_dev *vd = opaque;
 
+	if (id >= vd->nr_queues) {
+		if (vd->ops->on_fd)
+			vd->ops->on_fd(vd, id);
+		return;
+	}
 	virtio_stat_add(&vd->stats.kicks, 1);
 	kick_queue(vd, id);
 }
@@ -179,7 +184,8 @@ static bool worker_poll(void *opaque)
 	if (!virtio_live(vd))
 		return false;
 	for (i = 0; i < vd->nr_queues; i++) {
-		if (vd->q[i].enabled && virtq_has_avail(&vd->q[i].vq))
+		if (vd->q[i].enabled && virtq_has_avail(&vd->q[i].vq) &&
+		    (!vd->ops->queue_busy || vd->ops->queue_busy(vd, i)))
 			return true;
 	}
 	return false;
@@ -205,7 +211,8 @@ static bool worker_before_sleep(void *opaque)
 	if (!virtio_live(vd))
 		return false;
 	for (i = 0; i < vd->nr_queues; i++) {
-		if (vd->q[i].enabled && virtq_enable_kick(&vd->q[i].vq))
+		if (vd->q[i].enabled && virtq_enable_kick(&vd->q[i].vq) &&
+		    (!vd->ops->queue_busy || vd->ops->queue_busy(vd, i)))
 			work = true;
 	}
 	return work;
@@ -539,7 +546,8 @@ static int setup_pci(struct virtio_dev *vd, struct pci_host *host)
 	const struct pci_dev_info info = {
 		.vendor = 0x1af4, .device = (uint16_t)(0x1040 + vd->ops->device_id),
 		.revision = 1, .subsys_vendor = 0x1af4, .subsys = 0x1100,
-		.class_code = vd->ops->device_id == 2 ? 0x010000 : 0x00ff00,
+		.class_code = vd->ops->device_id == 2 ? 0x010000 :
+			      vd->ops->device_id == 1 ? 0x020000 : 0x00ff00,
 	};
 	uint8_t pcicap[20] = { PCI_CAP_ID_VNDR, 0, 20, CAP_PCI };
 	int ret;

@@ -39,7 +39,7 @@ struct ioworker_ops {
 
 struct ioworker;
 
-#define IOWORKER_MAX_FDS 16
+#define IOWORKER_MAX_FDS 32
 
 /* Main thread. entries: io_uring size (SQ); the CQ is twice that. */
 int MUST_CHECK ioworker_create(const char *name, unsigned int entries,
@@ -47,6 +47,15 @@ int MUST_CHECK ioworker_create(const char *name, unsigned int entries,
 			       struct ioworker **out);
 /* Main thread, before ioworker_start: watch an eventfd (a queue's ioeventfd). */
 int MUST_CHECK ioworker_add_fd(struct ioworker *w, int fd, unsigned int id);
+/* Main thread, before ioworker_start: watch any descriptor for `events`
+ * (POLLIN, POLLOUT: a tap) with one-shot POLL_ADDs; on_fd(id) runs when it
+ * is ready. `held`: not armed until ioworker_hold(w, id, false). */
+int MUST_CHECK ioworker_add_poll(struct ioworker *w, int fd, unsigned int events,
+				 unsigned int id, bool held);
+/* I/O thread: stop (hold) or restart watching source `id`. A POLL_ADD
+ * already in flight still completes once. This is how a device stops
+ * reading a tap while the guest has no receive buffers, without spinning. */
+void ioworker_hold(struct ioworker *w, unsigned int id, bool hold);
 /* Main thread, before ioworker_start: after activity, busy-poll the ring
  * and the queues for `ns` before sleeping (0: never poll). */
 void ioworker_set_poll(struct ioworker *w, uint64_t ns);
@@ -92,8 +101,27 @@ struct virtio_dev_ops {
 	void (*kick)(struct virtio_dev *vd, unsigned int q);
 	/* I/O thread: the driver reset the device; nothing is in flight. */
 	void (*reset)(struct virtio_dev *vd);
+	/* I/O thread: a descriptor the device added with ioworker_add_poll
+	 * (id >= nr_queues) is ready. Called whether or not the device is live.
+	 * May be NULL. */
+	void (*on_fd)(struct virtio_dev *vd, unsigned int id);
+	/* I/O thread: do buffers waiting on queue q mean work? NULL: yes.
+	 * A receive queue holds its buffers until frames arrive: it is work
+	 * only while a frame waits for buffers (else the thread would spin). */
+	bool (*queue_busy)(struct virtio_dev *vd, unsigned int q);
 	/* Main thread, I/O thread stopped: free the device's own state. */
 	void (*destroy)(struct virtio_dev *vd);
+	/* Migration (virtio_state.c; migration thread, I/O thread paused,
+	 * device lock not held): the device's own state, carried after the
+	 * transport's. All three or none (NULL). state_load gets exactly the
+	 * bytes state_save wrote on the source and checks them as hostile
+	 * input (one line in err); it runs after the transport and queues
+	 * are loaded. state_size is fixed for a device's lifetime (buffers
+	 * are sized before the save). */
+	size_t (*state_size)(const struct virtio_dev *vd);
+	void (*state_save)(struct virtio_dev *vd, uint8_t *buf);
+	int (*state_load)(struct virtio_dev *vd, const uint8_t *buf, size_t len, char *err,
+			  size_t errlen);
 };
 
 struct virtio_queue {

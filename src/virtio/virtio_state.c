@@ -14,7 +14,8 @@
  * u32 ISR, then n x { u16 size, u16 vector, u8 enabled, u8 signalled_valid,
  * u8 notify_pending, u8 reserved, u64 desc, u64 driver, u64 device,
  * u16 last_avail, u16 used_idx, u16 signalled_used, u16 reserved }, then the
- * PCI function's state (pci_dev_state_save).
+ * PCI function's state (pci_dev_state_save), then, for a device with state
+ * hooks (ops->state_save), u32 length and the device's own bytes.
  *
  * Thread context: the migration thread; vCPUs parked, the I/O thread paused.
  */
@@ -38,7 +39,8 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v
 
 size_t virtio_dev_state_size(const struct virtio_dev *vd)
 {
-	return HDR_BYTES + (size_t)vd->nr_queues * Q_BYTES + pci_dev_state_size(vd->pci);
+	return HDR_BYTES + (size_t)vd->nr_queues * Q_BYTES + pci_dev_state_size(vd->pci) +
+	       (vd->ops->state_save ? 4 + vd->ops->state_size(vd) : 0);
 }
 
 void virtio_dev_state_save(struct virtio_dev *vd, uint8_t *buf)
@@ -78,13 +80,19 @@ void virtio_dev_state_save(struct virtio_dev *vd, uint8_t *buf)
 	}
 	pthread_mutex_unlock(&vd->lock);
 	pci_dev_state_save(vd->pci, p);
+	p += pci_dev_state_size(vd->pci);
+	if (vd->ops->state_save) {
+		put32(p, (uint32_t)vd->ops->state_size(vd));
+		vd->ops->state_save(vd, p + 4);
+	}
 }
 
 int virtio_dev_state_load(struct virtio_dev *vd, const uint8_t *buf, size_t len, char *err,
 			  size_t errlen)
 {
 	size_t qbytes = (size_t)vd->nr_queues * Q_BYTES;
-	const uint8_t *p = buf;
+	const uint8_t *p = buf, *own;
+	size_t pci_len, tail;
 	uint8_t status;
 	int ret;
 
@@ -107,9 +115,32 @@ int virtio_dev_state_load(struct virtio_dev *vd, const uint8_t *buf, size_t len,
 		snprintf(err, errlen, "%s: negotiated features not offered", vd->name);
 		return -EINVAL;
 	}
+	/* Vectors as a driver's writes leave them (checked_vector): one per
+	 * queue plus the configuration's, or NO_VECTOR. */
+	for (unsigned int i = 0; i <= vd->nr_queues; i++) {
+		uint16_t v = i ? get16(p + HDR_BYTES + (i - 1) * Q_BYTES + 2) : get16(p + 32);
+
+		if (v != PCI_MSIX_NO_VECTOR && v >= vd->nr_queues + 1) {
+			snprintf(err, errlen, "%s: MSI-X vector %u out of range", vd->name, v);
+			return -EINVAL;
+		}
+	}
+	/* The device's own bytes: a u32 length and exactly that many, only
+	 * for a device with state hooks. */
+	pci_len = pci_dev_state_size(vd->pci);
+	if (len - HDR_BYTES - qbytes < pci_len) {
+		snprintf(err, errlen, "%s: PCI function state truncated", vd->name);
+		return -EINVAL;
+	}
+	tail = len - HDR_BYTES - qbytes - pci_len;
+	own = buf + HDR_BYTES + qbytes + pci_len;
+	if (vd->ops->state_load ? tail < 4 || tail - 4 != get32(own) : tail != 0) {
+		snprintf(err, errlen, "%s: %zu bytes of device state, expected %s", vd->name, tail,
+			 vd->ops->state_load ? "a length and that many" : "none");
+		return -EINVAL;
+	}
 	/* The PCI function first: BARs, then the ioeventfds bound to them. */
-	ret = pci_dev_state_load(vd->pci, buf + HDR_BYTES + qbytes, len - HDR_BYTES - qbytes,
-				 err, errlen);
+	ret = pci_dev_state_load(vd->pci, buf + HDR_BYTES + qbytes, pci_len, err, errlen);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&vd->lock);
@@ -159,5 +190,7 @@ int virtio_dev_state_load(struct virtio_dev *vd, const uint8_t *buf, size_t len,
 			      (status & VIRTIO_STATUS_FEATURES_OK) &&
 			      !(status & VIRTIO_STATUS_NEEDS_RESET), memory_order_release);
 	pthread_mutex_unlock(&vd->lock);
+	if (vd->ops->state_load)
+		return vd->ops->state_load(vd, own + 4, tail - 4, err, errlen);
 	return 0;
 }

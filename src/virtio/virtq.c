@@ -245,6 +245,34 @@ void virtq_push(struct virtq *vq, const struct virtq_elem *elem, uint32_t writte
 	mem_mark_dirty(vq->mem, vq->used_gpa + USED_IDX_OFF, 2);
 }
 
+void virtq_unpop(struct virtq *vq)
+{
+	vq->last_avail--;
+}
+
+void virtq_fill(struct virtq *vq, uint16_t n, uint16_t head, uint32_t written)
+{
+	uint32_t slot = (uint16_t)(vq->used_idx + n) & (vq->size - 1);
+	uint64_t off = USED_RING_OFF + 8ULL * slot;
+	uint32_t id = head;
+
+	if (!vq->ready)
+		return;
+	memcpy((uint8_t *)vq->used + off, &id, 4);
+	memcpy((uint8_t *)vq->used + off + 4, &written, 4);
+	mem_mark_dirty(vq->mem, vq->used_gpa + off, 8);
+}
+
+void virtq_flush(struct virtq *vq, uint16_t count)
+{
+	if (!vq->ready)
+		return;
+	vq->used_idx = (uint16_t)(vq->used_idx + count);
+	/* Release: as in virtq_push, every filled entry before the idx. */
+	__atomic_store_n((uint16_t *)(vq->used + USED_IDX_OFF), vq->used_idx, __ATOMIC_RELEASE);
+	mem_mark_dirty(vq->mem, vq->used_gpa + USED_IDX_OFF, 2);
+}
+
 bool virtq_should_notify(struct virtq *vq)
 {
 	uint16_t old = vq->signalled_used, new = vq->used_idx, event;

@@ -10,7 +10,7 @@
 enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_SERIAL, OPT_DEBUG_EXIT, OPT_KVM_DEVICE, OPT_HELP, OPT_NO_REBOOT,
-	OPT_API_SOCKET, OPT_DISK, OPT_RNG, OPT_INCOMING, OPT_RESTORE,
+	OPT_API_SOCKET, OPT_DISK, OPT_RNG, OPT_NET, OPT_INCOMING, OPT_RESTORE,
 };
 
 static const struct option run_options[] = {
@@ -27,6 +27,7 @@ static const struct option run_options[] = {
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ NULL, 0, NULL, 0 },
@@ -67,6 +68,14 @@ void config_print_run_help(FILE *out)
 		"                        thread busy-polls US microseconds before sleeping\n"
 		"                        (default 50, 0: never)\n"
 		"  --rng                 virtio-rng (PCI), fed from the host's getrandom()\n"
+		"  --net tap=NAME|tap-fd=N[,mac=MAC][,queues=N][,poll=US]\n"
+		"                        virtio-net (PCI) on a tap: NAME is created (or an\n"
+		"                        existing tap attached; needs CAP_NET_ADMIN), or N is\n"
+		"                        an open tap descriptor with IFF_VNET_HDR. mac:\n"
+		"                        xx:xx:xx:xx:xx:xx (default: random, locally\n"
+		"                        administered); queues: 1 to 4 queue pairs\n"
+		"                        (IFF_MULTI_QUEUE; not with tap-fd); poll: busy-poll\n"
+		"                        window (default 0); repeatable (up to 4)\n"
 		"  --incoming URI        receive a migrating VM instead of booting: URI is\n"
 		"                        tcp:HOST:PORT or unix:PATH; give the same VM options\n"
 		"                        as the source (see docs/migration.md)\n"
@@ -209,6 +218,7 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 		case OPT_API_SOCKET: cfg->api_socket = optarg; break;
 		case OPT_DISK: ret = config_parse_disk(optarg, cfg, err, errlen); break;
 		case OPT_RNG: cfg->rng = true; break;
+		case OPT_NET: ret = config_parse_net(optarg, cfg, err, errlen); break;
 		case OPT_INCOMING:
 		case OPT_RESTORE:
 			ret = parse_incoming(c == OPT_RESTORE, optarg, cfg, err, errlen);

@@ -1,5 +1,6 @@
 /* Guest RAM: memfd-backed, lazily populated, with checked translation. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -70,6 +71,27 @@ void mem_destroy(struct guest_mem *m)
 	munmap(m->host, m->size);
 	close(m->memfd);
 	free(m);
+}
+
+int mem_reset(struct guest_mem *m)
+{
+	uint64_t i;
+
+	/* Punching the whole file frees its pages; the kernel zaps every
+	 * mapping of them (ours and, through the MMU notifiers, KVM's stage-2
+	 * tables), so the next touch faults in a zero page. The file keeps its
+	 * size and stays sparse: a reader seeking with SEEK_DATA sees holes. */
+	if (m->memfd >= 0) {
+		if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			      (off_t)m->size) < 0)
+			return -errno;
+	} else {
+		memset(m->host, 0, m->size);
+	}
+	/* Every page changed: a migration in flight resends them all. */
+	for (i = 0; i < m->dirty_words; i++)
+		__atomic_store_n(&m->dirty[i], ~0ULL, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* Finds the region holding all of [gpa, gpa+len); NULL if none does. */

@@ -12,6 +12,7 @@ int runstate_init(struct runstate *rs)
 	memset(rs, 0, sizeof(*rs));
 	atomic_init(&rs->exit_requested, false);
 	atomic_init(&rs->pause_requested, false);
+	atomic_init(&rs->stop_requested, false);
 	pthread_mutex_init(&rs->lock, NULL);
 	pthread_cond_init(&rs->cond, NULL);
 	rs->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -181,6 +181,26 @@ static void virtio_stats_provider(void *opaque, struct control_stats *st)
 	control_stats_u64(st, "ring-errors", v.ring_errors);
 }
 
+static void net_stats_provider(void *opaque, struct control_stats *st)
+{
+	struct virtio_net_stats n;
+
+	virtio_stats_provider(opaque, st);
+	virtio_net_stats(opaque, &n);
+	control_stats_u64(st, "rx-packets", n.rx_packets);
+	control_stats_u64(st, "rx-bytes", n.rx_bytes);
+	control_stats_u64(st, "rx-drops", n.rx_drops);
+	control_stats_u64(st, "rx-errors", n.rx_errors);
+	control_stats_u64(st, "rx-stalls", n.rx_stalls);
+	control_stats_u64(st, "tx-packets", n.tx_packets);
+	control_stats_u64(st, "tx-bytes", n.tx_bytes);
+	control_stats_u64(st, "tx-drops", n.tx_drops);
+	control_stats_u64(st, "tx-errors", n.tx_errors);
+	control_stats_u64(st, "tx-stalls", n.tx_stalls);
+	control_stats_u64(st, "ctrl-commands", n.ctrl_cmds);
+	control_stats_u64(st, "ctrl-errors", n.ctrl_errors);
+}
+
 /* query-block: the disk as the command line gave it (the config outlives
  * the device, so this provider needs no unregistering). */
 static void disk_block_info(void *opaque, struct control_stats *st)
@@ -200,6 +220,34 @@ static void virtio_needs_reset(void *opaque, const char *device, const char *rea
 	control_device_needs_reset(opaque, device, reason);
 }
 
+/* virtio-net devices, after the disks and the rng (their PCI slots follow). */
+static int create_nets(struct vm *vm, char *err, size_t errlen)
+{
+	const struct config *cfg = vm->cfg;
+	char name[32];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < cfg->nr_nets; i++) {
+		const struct config_net *c = &cfg->nets[i];
+		struct virtio_net_config nc = {
+			.tap = c->tap[0] ? c->tap : NULL, .tap_fd = c->tap_fd,
+			.queues = c->queues, .poll_ns = c->poll_us * 1000ULL,
+		};
+
+		memcpy(nc.mac, c->mac, 6);
+		ret = virtio_net_create(vm->pci, vm->mem, &nc, &vm->nets[i], err, errlen);
+		if (ret)
+			return ret;
+		vm->nr_nets++;
+		snprintf(name, sizeof(name), "virtio-net%u", i);
+		virtio_dev_set_event(vm->nets[i], name, virtio_needs_reset, vm->control);
+		if (control_stats_register(vm->control, name, net_stats_provider, vm->nets[i]))
+			log_warn("%s: no room for its counters in query-stats", name);
+	}
+	return 0;
+}
+
 /* The PCI host and the virtio devices, after the platform devices. Each
  * device starts its I/O thread here; the vCPUs start later. */
 static int create_pci(struct vm *vm, char *err, size_t errlen)
@@ -209,7 +257,7 @@ static int create_pci(struct vm *vm, char *err, size_t errlen)
 	unsigned int i;
 	int ret;
 
-	if (!cfg->nr_disks && !cfg->rng)
+	if (!cfg->nr_disks && !cfg->rng && !cfg->nr_nets)
 		return 0;
 	ret = pci_host_create(vm->vm_fd, vm->pio, vm->mmio, vm->mem, &vm->pci);
 	if (ret) {
@@ -243,7 +291,7 @@ static int create_pci(struct vm *vm, char *err, size_t errlen)
 		if (control_stats_register(vm->control, "virtio-rng0", virtio_stats_provider, vm->rng))
 			log_warn("virtio-rng0: no room for its counters in query-stats");
 	}
-	return 0;
+	return create_nets(vm, err, errlen);
 }
 
 /* Guest reboot (vCPU threads joined): virtio devices reset as if their
@@ -258,6 +306,8 @@ static void reset_pci(struct vm *vm)
 		(void)virtio_dev_reset(vm->disks[i]);
 	if (vm->rng)
 		(void)virtio_dev_reset(vm->rng);
+	for (i = 0; i < vm->nr_nets; i++)
+		(void)virtio_dev_reset(vm->nets[i]);
 	pci_host_reset(vm->pci);
 }
 
@@ -267,6 +317,10 @@ static void destroy_pci(struct vm *vm)
 {
 	unsigned int i;
 
+	for (i = vm->nr_nets; i-- > 0;) {
+		control_stats_unregister(vm->control, vm->nets[i]);
+		virtio_dev_destroy(vm->nets[i]);
+	}
 	if (vm->rng) {
 		control_stats_unregister(vm->control, vm->rng);
 		virtio_dev_destroy(vm->rng);
@@ -555,6 +609,16 @@ static int vm_reboot(struct vm *vm)
 	}
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &vm->pit0) < 0)
 		log_warn("reset: KVM_SET_PIT2: %s", strerror(errno));
+	serial_reset(vm->serial);
+	/* A reset is a cold boot for the guest: RAM reads as zero again, so
+	 * nothing of the old kernel (page tables, pvclock pages, boot data)
+	 * can be mistaken for the new one's. After reset_pci: no device DMA. */
+	ret = mem_reset(vm->mem);
+	if (ret) {
+		log_err("reset: cannot clear guest RAM: %s", strerror(-ret));
+		vm->rs.exit_status = SKIFF_EXIT_SETUP;
+		return ret;
+	}
 	ret = load_kernel(vm, err, sizeof(err));
 	if (ret) {
 		log_err("reset: %s", err);
@@ -618,7 +682,13 @@ again:
 		vcpu_kick(vm->vcpus[i]);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(vm->vcpus[i]);
-	if (vm->rs.exit_status == SKIFF_EXIT_RESET && !vm->cfg->no_reboot) {
+	if (vm->rs.exit_status == SKIFF_EXIT_RESET &&
+	    atomic_load_explicit(&vm->rs.stop_requested, memory_order_acquire)) {
+		/* SIGINT/SIGTERM came with (or after) a guest reset: end, as
+		 * the signal asks, rather than boot the guest again. */
+		vm->rs.exit_status = SKIFF_EXIT_OK;
+		snprintf(vm->rs.reason, sizeof(vm->rs.reason), "terminating on signal");
+	} else if (vm->rs.exit_status == SKIFF_EXIT_RESET && !vm->cfg->no_reboot) {
 		/* skiff test guests end with a reset (the demo does): that is
 		 * their power-off. Other guests boot again. */
 		if (vm->kernel.skiff_guest) {
@@ -712,6 +782,8 @@ void vm_devices_pause(struct vm *vm)
 		virtio_dev_pause(vm->disks[i]);
 	if (vm->rng)
 		virtio_dev_pause(vm->rng);
+	for (unsigned int i = 0; i < vm->nr_nets; i++)
+		virtio_dev_pause(vm->nets[i]);
 }
 
 void vm_devices_resume(struct vm *vm)
@@ -720,6 +792,8 @@ void vm_devices_resume(struct vm *vm)
 		virtio_dev_resume(vm->disks[i]);
 	if (vm->rng)
 		virtio_dev_resume(vm->rng);
+	for (unsigned int i = 0; i < vm->nr_nets; i++)
+		virtio_dev_resume(vm->nets[i]);
 }
 
 void vm_destroy(struct vm *vm)

@@ -34,6 +34,9 @@ static void on_signal(void *opaque, uint32_t events)
 	if (read(vm->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	snprintf(why, sizeof(why), "terminating on signal %u", si.ssi_signo);
+	/* Sticky first: if a guest reset won the exit request, vm_run() sees
+	 * this and ends rather than booting the guest again. */
+	atomic_store_explicit(&vm->rs.stop_requested, true, memory_order_release);
 	runstate_request_exit(&vm->rs, SKIFF_EXIT_OK, why);
 }
 

@@ -8,8 +8,9 @@ OUT=/tmp/out
 CON="console=ttyS0 panic=-1"
 SKIFF_TIMEOUT=${SKIFF_TIMEOUT:-120}
 
-fail() { echo "--- skiff output:"; cat $OUT; echo "NESTED-RESULT: FAIL: $*"; exit 0; }
-pass() { echo "--- skiff output:"; cat $OUT; echo "NESTED-RESULT: PASS"; exit 0; }
+# $STREAMED: the case already copied skiff's output to the console live.
+fail() { [ -n "$STREAMED" ] || { echo "--- skiff output:"; cat $OUT; }; echo "NESTED-RESULT: FAIL: $*"; exit 0; }
+pass() { [ -n "$STREAMED" ] || { echo "--- skiff output:"; cat $OUT; }; echo "NESTED-RESULT: PASS"; exit 0; }
 has() { grep -q "$1" $OUT; }
 
 # run TIMEOUT ARGS...: runs skiff with stdin from /dev/null, output in $OUT,
@@ -70,17 +71,24 @@ serial-input)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	has SKIFF-ANSWER-42 || fail "the answer did not come back"
 	pass ;;
-reboot)
+reboot|reboot-pvh)
 	# The guest reboots at every boot (skiff.test=reboot): boot, reset,
 	# boot again; then SIGTERM must end skiff even while the guest is
 	# resetting once more (the signal races the guest's next reset).
+	# skiff's output goes to the console as it comes, so a hang shows
+	# where it stopped even when the harness has to kill the host.
 	: >$OUT
-	timeout -s KILL 300 skiff run --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=reboot" --cpus 2 \
+	echo "--- skiff output (live):"
+	tail -f $OUT &
+	tailpid=$!
+	STREAMED=1
+	k=$A/bzImage; [ "$1" = reboot-pvh ] && k=$A/vmlinux-pvh
+	timeout -s KILL 280 skiff run --kernel $k --initrd $RD --cmdline "$CON skiff.test=reboot" --cpus 2 \
 		</dev/null >$OUT 2>&1 &
 	pid=$!
 	# Bounded by the clock, not by polls: under load a poll costs far
-	# more than its 0.1 s sleep.
-	end=$(($(cut -d. -f1 /proc/uptime) + 240))
+	# more than its 0.2 s sleep.
+	end=$(($(cut -d. -f1 /proc/uptime) + 220))
 	n=0
 	while [ "$n" -lt 2 ] && [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
 		sleep 0.2
@@ -88,16 +96,22 @@ reboot)
 	done
 	kill -TERM $pid 2>/dev/null
 	t0=$(cut -d. -f1 /proc/uptime)
+	while kill -0 $pid 2>/dev/null && [ $(($(cut -d. -f1 /proc/uptime) - t0)) -lt 30 ]; do
+		sleep 0.2
+	done
+	kill -KILL $pid 2>/dev/null
 	wait $pid; rc=$?
 	t1=$(cut -d. -f1 /proc/uptime)
+	sleep 1
+	kill $tailpid 2>/dev/null
+	echo "--- end of skiff output"
 	tr -d '\r' <$OUT >$OUT.txt; mv $OUT.txt $OUT
 	[ "$n" -ge 2 ] || fail "the guest did not boot again after reboot ($n boots)"
 	# Resets before the second boot reached /init: exactly one (a second
 	# one means the first warm boot failed early).
 	r=$(awk '/SKIFF-INIT-REACHED/ { if (++b == 2) exit } /: rebooting/ { r++ } END { print r + 0 }' $OUT)
 	[ "$r" -eq 1 ] || fail "$r resets before the second boot, expected 1"
-	[ $rc -eq 0 ] || fail "exit status $rc after SIGTERM, expected 0 (137: SIGTERM was ignored)"
-	[ $((t1 - t0)) -le 30 ] || fail "skiff took $((t1 - t0)) s to end after SIGTERM"
+	[ $rc -eq 0 ] || fail "exit status $rc after SIGTERM, expected 0 (137: SIGTERM was ignored for 30 s)"
 	has "terminating on signal" || fail "skiff did not report the signal"
 	echo "SKIFF-SIGTERM-SECONDS=$((t1 - t0))"
 	pass ;;

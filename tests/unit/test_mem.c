@@ -426,6 +426,37 @@ START_TEST(read_does_not_dirty)
 }
 END_TEST
 
+/* A guest reset: all of RAM (both regions) reads as zero again, the memfd
+ * keeps its size and becomes sparse (SEEK_DATA finds nothing), and every
+ * page is marked dirty for a migration in flight. */
+START_TEST(reset_zeroes_ram)
+{
+	struct guest_mem *m = make_mem(MEM_HOLE_START + 8 * MiB);
+	uint8_t buf[16];
+	uint64_t i;
+
+	ck_assert_int_eq(mem_write(m, 0x7ff8, "old kernel", 10), 0);
+	ck_assert_int_eq(mem_write(m, MEM_4G + 0x1234, "high", 4), 0);
+	clear_dirty(m);
+	ck_assert_int_eq(mem_reset(m), 0);
+	ck_assert_int_eq(lseek(m->memfd, m->size, SEEK_SET), (off_t)m->size);
+	ck_assert_int_eq(lseek(m->memfd, 0, SEEK_DATA), -1);
+	ck_assert_int_eq(errno, ENXIO);
+	ck_assert_int_eq(mem_read(m, 0x7ff8, buf, 10), 0);
+	for (i = 0; i < 10; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(mem_read(m, MEM_4G + 0x1234, buf, 4), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_uint_eq(buf[i], 0);
+	for (i = 0; i < m->dirty_words; i++)
+		ck_assert_uint_eq(m->dirty[i], ~0ULL);
+	/* RAM still works after the reset. */
+	ck_assert_int_eq(mem_write(m, 0x7ff8, "new", 3), 0);
+	ck_assert_int_eq(memcmp(m->host + 0x7ff8, "new", 3), 0);
+	mem_destroy(m);
+}
+END_TEST
+
 static Suite *mem_suite(void)
 {
 	Suite *s = suite_create("mem");
@@ -459,6 +490,7 @@ static Suite *mem_suite(void)
 	tcase_add_test(rw, dirty_high_region);
 	tcase_add_test(rw, mark_dirty_checks_range);
 	tcase_add_test(rw, read_does_not_dirty);
+	tcase_add_test(rw, reset_zeroes_ram);
 	suite_add_tcase(s, rw);
 	return s;
 }

@@ -390,6 +390,34 @@ START_TEST(wide_access)
 }
 END_TEST
 
+/* A guest reset puts the registers back to power-on values and empties the
+ * receive FIFO. */
+START_TEST(reset_power_on_state)
+{
+	ck_assert_uint_eq(serial_input(ser, (const uint8_t *)"ab", 2), 2);
+	outb(IER, 0x03);
+	outb(SCR, 0x5a);
+	outb(MCR, 0x1f);
+	outb(LCR, 0x80);
+	outb(DLL, 0x01);
+	outb(LCR, 0x03);
+	ck_assert_uint_eq(inb(IIR) & 0x0f, 0x04); /* receive data pending */
+	serial_reset(ser);
+	ck_assert_uint_eq(inb(IER), 0);
+	ck_assert_uint_eq(inb(SCR), 0);
+	ck_assert_uint_eq(inb(MCR), 0);
+	ck_assert_uint_eq(inb(LCR), 0);
+	ck_assert_uint_eq(inb(IIR) & 0x0f, 0x01); /* no interrupt pending */
+	ck_assert_uint_eq(inb(LSR) & LSR_DR, 0);  /* FIFO empty */
+	outb(LCR, 0x80);
+	ck_assert_uint_eq(inb(DLL), 0x0c);
+	ck_assert_uint_eq(inb(DLM), 0);
+	outb(LCR, 0x03);
+	ck_assert_uint_eq(serial_input(ser, (const uint8_t *)"c", 1), 1);
+	ck_assert_uint_eq(inb(RBR), 'c');
+}
+END_TEST
+
 START_TEST(double_create_refused)
 {
 	struct irq_line irq = { .vm_fd = -1, .gsi = SERIAL_COM1_IRQ };
@@ -570,6 +598,7 @@ static Suite *serial_suite(void)
 	tcase_add_test(rx, input_room);
 	tcase_add_test(rx, loopback_overrun);
 	tcase_add_test(rx, fcr_clears_rx);
+	tcase_add_test(rx, reset_power_on_state);
 	suite_add_tcase(s, rx);
 
 	tcase_add_checked_fixture(irq, setup, teardown);

@@ -1,14 +1,15 @@
 /*
  * skiff's static DSDT (compiled by iasl at build time; src/vmm/acpi.c patches
  * the 64-bit PCI window, which depends on the RAM size, and the checksum).
- * Addresses must match include/platform.h: ECAM 0xE0000000 (256 MiB), PCI
- * MMIO32 0xC0000000 (512 MiB), platform MMIO 0xFED00000 (the event device,
- * src/devices/acpi_ged.c), GSI_ACPI_GED 9, COM1 0x3F8 / IRQ 4.
+ * Each expression between two at-signs is filled in before iasl runs, by
+ * asl_subst.py, from the numeric #defines of include/platform.h and
+ * include/acpi_ged.h (ECAM, the PCI MMIO32 window, COM1, the event device's
+ * register and GSI), so the addresses here are those of the rest of skiff.
  */
 DefinitionBlock ("dsdt.aml", "DSDT", 2, "SKIFF ", "SKIFFDSD", 1)
 {
     /* S5 (soft off): SLP_TYP 5 for the FADT's sleep control register. */
-    Name (_S5, Package (0x04) { 0x05, 0x00, 0x00, 0x00 })
+    Name (_S5, Package (0x04) { @ACPI_SLP_TYP_S5@, 0x00, 0x00, 0x00 })
 
     Scope (\_SB)
     {
@@ -22,12 +23,13 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "SKIFF ", "SKIFFDSD", 1)
             Name (_CRS, ResourceTemplate ()
             {
                 WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
-                    0x0000, 0x0000, 0x00FF, 0x0000, 0x0100)
-                IO (Decode16, 0x0CF8, 0x0CF8, 0x01, 0x08)
+                    0x0000, 0x0000, @PCI_ECAM_BUSES - 1@, 0x0000, @PCI_ECAM_BUSES@)
+                IO (Decode16, @PORT_PCI_CONFIG_ADDR@, @PORT_PCI_CONFIG_ADDR@, 0x01, 0x08)
                 WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
                     0x0000, 0x1000, 0xFFFF, 0x0000, 0xF000)
                 DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
-                    0x00000000, 0xC0000000, 0xDFFFFFFF, 0x00000000, 0x20000000)
+                    0x00000000, @PCI_MMIO32_BASE@, @PCI_MMIO32_BASE + PCI_MMIO32_SIZE - 1@,
+                    0x00000000, @PCI_MMIO32_SIZE@)
                 /* Placeholder, patched at run time: pci_mmio64_base(), 64 GiB. */
                 QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
                     0x0000000000000000, 0x5A5A5A5A00000000, 0x5A5A5A5AFFFFFFFF,
@@ -42,7 +44,7 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "SKIFF ", "SKIFFDSD", 1)
             Name (_UID, Zero)
             Name (_CRS, ResourceTemplate ()
             {
-                Memory32Fixed (ReadWrite, 0xE0000000, 0x10000000)
+                Memory32Fixed (ReadWrite, @PCI_ECAM_BASE@, @PCI_ECAM_SIZE@)
             })
         }
 
@@ -52,8 +54,8 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "SKIFF ", "SKIFFDSD", 1)
             Name (_UID, One)
             Name (_CRS, ResourceTemplate ()
             {
-                IO (Decode16, 0x03F8, 0x03F8, 0x00, 0x08)
-                IRQNoFlags () {4}
+                IO (Decode16, @PORT_COM1@, @PORT_COM1@, 0x00, 0x08)
+                IRQNoFlags () {@GSI_COM1@}
             })
         }
 
@@ -71,9 +73,9 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "SKIFF ", "SKIFFDSD", 1)
             Name (_UID, Zero)
             Name (_CRS, ResourceTemplate ()
             {
-                Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, ) {9}
+                Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, ) {@GSI_ACPI_GED@}
             })
-            OperationRegion (GDST, SystemMemory, 0xFED00000, 0x04)
+            OperationRegion (GDST, SystemMemory, @PLATFORM_MMIO_BASE + ACPI_GED_EVENT@, 0x04)
             Field (GDST, DWordAcc, NoLock, WriteAsZeros)
             {
                 GDAT, 32
@@ -81,7 +83,7 @@ DefinitionBlock ("dsdt.aml", "DSDT", 2, "SKIFF ", "SKIFFDSD", 1)
             Method (_EVT, 1, Serialized)
             {
                 Local0 = GDAT
-                If (Local0 & One)
+                If (Local0 & @ACPI_GED_EV_POWER_BUTTON@)
                 {
                     Notify (PWRB, 0x80)
                 }
