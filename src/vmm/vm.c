@@ -294,20 +294,31 @@ static int create_pci(struct vm *vm, char *err, size_t errlen)
 	return create_nets(vm, err, errlen);
 }
 
+/* Every virtio device in PCI order (disks, rng, nets). Main thread. */
+static void each_virtio(struct vm *vm, void (*fn)(struct virtio_dev *d))
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_disks; i++)
+		fn(vm->disks[i]);
+	if (vm->rng)
+		fn(vm->rng);
+	for (i = 0; i < vm->nr_nets; i++)
+		fn(vm->nets[i]);
+}
+
+static void reset_one(struct virtio_dev *d)
+{
+	(void)virtio_dev_reset(d); /* a timeout was logged; the reboot goes on */
+}
+
 /* Guest reboot (vCPU threads joined): virtio devices reset as if their
  * drivers had written status 0, then PCI configuration to power-on. */
 static void reset_pci(struct vm *vm)
 {
-	unsigned int i;
-
 	if (!vm->pci)
 		return;
-	for (i = 0; i < vm->nr_disks; i++)
-		(void)virtio_dev_reset(vm->disks[i]);
-	if (vm->rng)
-		(void)virtio_dev_reset(vm->rng);
-	for (i = 0; i < vm->nr_nets; i++)
-		(void)virtio_dev_reset(vm->nets[i]);
+	each_virtio(vm, reset_one);
 	pci_host_reset(vm->pci);
 }
 
@@ -778,22 +789,12 @@ void vm_resume(struct vm *vm)
 
 void vm_devices_pause(struct vm *vm)
 {
-	for (unsigned int i = 0; i < vm->nr_disks; i++)
-		virtio_dev_pause(vm->disks[i]);
-	if (vm->rng)
-		virtio_dev_pause(vm->rng);
-	for (unsigned int i = 0; i < vm->nr_nets; i++)
-		virtio_dev_pause(vm->nets[i]);
+	each_virtio(vm, virtio_dev_pause);
 }
 
 void vm_devices_resume(struct vm *vm)
 {
-	for (unsigned int i = 0; i < vm->nr_disks; i++)
-		virtio_dev_resume(vm->disks[i]);
-	if (vm->rng)
-		virtio_dev_resume(vm->rng);
-	for (unsigned int i = 0; i < vm->nr_nets; i++)
-		virtio_dev_resume(vm->nets[i]);
+	each_virtio(vm, virtio_dev_resume);
 }
 
 void vm_destroy(struct vm *vm)
