@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sandbox.h"
+
 #include "util.h"
 
 #define CONFIG_MAX_CPUS 255   /* xAPIC IDs; the builder also checks KVM's limit */
@@ -63,6 +65,8 @@ struct config {
 	struct config_net nets[CONFIG_MAX_NETS];
 	unsigned int nr_nets;
 	const char *incoming;    /* --incoming URI / --restore file:PATH, NULL: boot */
+	enum sandbox_mode seccomp; /* default SANDBOX_ON (a zeroed config: off) */
+	const char *user, *group;  /* --user/--group, NULL: keep the identity */
 };
 
 enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };

@@ -23,6 +23,7 @@ enum {
 	SKIFF_EXIT_RESET = 6,       /* the guest reset: vm_run() reboots it, or with
 				     * --no-reboot (or for skiff test guests) ends */
 	SKIFF_EXIT_MIGRATION = 8,   /* --incoming/--restore failed; the guest never ran */
+	SKIFF_EXIT_SECCOMP = 10,    /* a thread made a system call its seccomp filter refuses */
 };
 
 struct runstate {

@@ -13,6 +13,7 @@
 
 #include "bus.h"
 #include "runstate.h"
+#include "sandbox.h"
 #include "util.h"
 
 struct vcpu_ctx {
@@ -24,6 +25,7 @@ struct vcpu_ctx {
 	struct runstate *rs;
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, adjusted per vCPU */
 	unsigned int nr_cpus;
+	const struct sandbox *sandbox; /* vCPU threads' seccomp filter, NULL: none */
 };
 
 struct vcpu {

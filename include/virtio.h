@@ -129,6 +129,7 @@ struct virtio_stats {
 /* --- devices on the virtio-pci transport ------------------------------ */
 
 struct pci_host;
+struct sandbox;
 struct virtio_dev;
 
 struct virtio_blk_config {
@@ -178,6 +179,11 @@ int MUST_CHECK virtio_net_create(struct pci_host *host, struct guest_mem *mem,
 void virtio_net_stats(const struct virtio_dev *d, struct virtio_net_stats *out);
 int MUST_CHECK virtio_rng_create(struct pci_host *host, struct guest_mem *mem,
 				 struct virtio_dev **out, char *err, size_t errlen);
+/* Main thread, once, after a _create and before the guest runs: starts the
+ * device's I/O thread, which installs the I/O role's seccomp filter (sb
+ * NULL: none) before it serves anything. The builder starts devices only
+ * after every file is open and privileges are dropped (--user). */
+int MUST_CHECK virtio_dev_start(struct virtio_dev *d, const struct sandbox *sb);
 /* Stops the I/O thread (after its in-flight requests complete), removes the
  * function and frees it. Main thread; vCPU threads must be stopped first. */
 void virtio_dev_destroy(struct virtio_dev *d);

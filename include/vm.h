@@ -69,6 +69,7 @@ struct vm {
 	bool paused;              /* all vCPUs parked by vm_pause() */
 	struct control *control;  /* control socket server (always exists) */
 	struct migration *migration; /* outgoing/incoming migration driver */
+	struct sandbox *sandbox;     /* seccomp filters per thread role, NULL: off */
 	bool incoming_started;    /* --incoming/--restore handed to the driver */
 };
 

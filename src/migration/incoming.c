@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "migrate_priv.h"
+#include "sandbox.h"
 
 static void send_ack(int fd, int result, const char *msg)
 {
@@ -94,6 +95,12 @@ static void *chan_thread(void *arg)
 	char why[256];
 
 	pthread_setname_np(pthread_self(), "migration-rx");
+	/* Inherited from the migration thread; entered again for its name. */
+	c->ret = sandbox_enter(c->m->vm->sandbox, SANDBOX_MIGRATION);
+	if (c->ret) {
+		snprintf(c->err, sizeof(c->err), "cannot install its seccomp filter");
+		return NULL;
+	}
 	for (;;) {
 		c->ret = mig_stream_next(&c->s, &type, why, sizeof(why));
 		if (c->ret)
@@ -432,6 +439,12 @@ void *mig_incoming_thread(void *arg)
 	int lfd = -1, fd, ret;
 
 	pthread_setname_np(pthread_self(), "migration");
+	ret = sandbox_enter(m->vm->sandbox, SANDBOX_MIGRATION);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot install the migration thread's seccomp filter: %s",
+			 strerror(-ret));
+		goto out;
+	}
 	if (m->uri.kind == MIG_URI_FILE) {
 		fd = open(m->uri.path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "migrate_priv.h"
+#include "sandbox.h"
 
 #define MIG_THROTTLE_PERIOD_NS 10000000ull
 #define MIG_THROTTLE_FIRST 20u
@@ -58,6 +59,11 @@ static void *throttle_thread(void *arg)
 	struct migration *m = arg;
 	struct timespec ts = { .tv_nsec = (long)MIG_THROTTLE_PERIOD_NS };
 
+	pthread_setname_np(pthread_self(), "migration-kick");
+	if (sandbox_enter(m->vm->sandbox, SANDBOX_MIGRATION)) {
+		log_warn("migration: auto-converge off: cannot install its seccomp filter");
+		return NULL;
+	}
 	while (!atomic_load(&m->throttle_stop)) {
 		for (unsigned int i = 0; i < m->vm->nr_vcpus; i++)
 			vcpu_kick(m->vm->vcpus[i]);
@@ -255,6 +261,7 @@ static int open_channel(struct migration *m, unsigned int i, char *err, size_t e
 
 struct pass_job {
 	struct mig_sender *x;
+	const struct sandbox *sb;
 	const atomic_bool *cancel;
 	pthread_t thread;
 	bool started;
@@ -266,7 +273,11 @@ static void *pass_thread(void *arg)
 	struct pass_job *j = arg;
 
 	pthread_setname_np(pthread_self(), "migration-tx");
-	j->ret = mig_ram_send_part(j->x, j->cancel);
+	/* Already under the migration filter (inherited from the migration
+	 * thread); entering it again names the thread for a violation report. */
+	j->ret = sandbox_enter(j->sb, SANDBOX_MIGRATION);
+	if (!j->ret)
+		j->ret = mig_ram_send_part(j->x, j->cancel);
 	return NULL;
 }
 
@@ -274,13 +285,13 @@ static void *pass_thread(void *arg)
  * short-lived threads (one per pass: a pass is milliseconds at least; if a
  * thread cannot be started, its part runs here). */
 static int send_pass(struct mig_ram *r, struct mig_sender *x, unsigned int n,
-		     const atomic_bool *cancel)
+		     const atomic_bool *cancel, const struct sandbox *sb)
 {
 	struct pass_job jobs[MIG_MAX_CHANNELS];
 	int ret;
 
 	for (unsigned int i = 1; i < n; i++) {
-		jobs[i] = (struct pass_job){ .x = &x[i], .cancel = cancel };
+		jobs[i] = (struct pass_job){ .x = &x[i], .cancel = cancel, .sb = sb };
 		jobs[i].started = pthread_create(&jobs[i].thread, NULL, pass_thread, &jobs[i]) == 0;
 	}
 	ret = mig_ram_send_part(&x[0], cancel);
@@ -326,6 +337,12 @@ void *mig_outgoing_thread(void *arg)
 
 	pthread_setname_np(pthread_self(), "migration");
 	mig_buf_init(&b);
+	ret = sandbox_enter(vm->sandbox, SANDBOX_MIGRATION);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot install the migration thread's seccomp filter: %s",
+			 strerror(-ret));
+		goto out;
+	}
 	n = MIN(n, (unsigned int)MIG_MAX_CHANNELS);
 	fd = open_target(m, tmp, sizeof(tmp), err, sizeof(err));
 	if (fd < 0) {
@@ -385,7 +402,7 @@ void *mig_outgoing_thread(void *arg)
 	for (;;) {
 		t0 = mig_now_ns();
 		sent0 = sent_bytes(s, n);
-		ret = send_pass(&r, x, n, &m->cancel);
+		ret = send_pass(&r, x, n, &m->cancel, vm->sandbox);
 		if (ret)
 			goto ram_err;
 		iter++;
@@ -465,7 +482,7 @@ void *mig_outgoing_thread(void *arg)
 	}
 	last_pages = r.dirty_pages;
 	r.final_pass = true;
-	ret = send_pass(&r, x, n, NULL);
+	ret = send_pass(&r, x, n, NULL, vm->sandbox);
 	/* Extra channels end here; the destination waits for their ends
 	 * before it loads any state. */
 	for (unsigned int i = 1; !ret && i < n; i++)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox.h"
 #include "vcpu.h"
 
 /* --- initial state -------------------------------------------------------- */
@@ -452,6 +453,7 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	char name[16];
 	sigset_t set;
+	int ret;
 
 	v->tid = (pid_t)syscall(SYS_gettid);
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
@@ -460,6 +462,12 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	ret = sandbox_enter(v->ctx->sandbox, SANDBOX_VCPU);
+	if (ret) {
+		log_err("vCPU %u: cannot install its seccomp filter: %s", v->index, strerror(-ret));
+		runstate_request_exit(v->ctx->rs, SKIFF_EXIT_SETUP, "a vCPU has no seccomp filter");
+		return NULL;
+	}
 
 	while (!runstate_exiting(v->ctx->rs)) {
 		if (runstate_pause_requested(v->ctx->rs)) {

@@ -475,13 +475,6 @@ int virtio_blk_create(struct pci_host *host, struct guest_mem *mem,
 	 * at once; a sleeping thread's wake-up costs more than a cached 4 KiB
 	 * read. On an oversubscribed host it takes CPU from the vCPUs. */
 	virtio_pci_set_poll(b->vd, cfg->poll_ns);
-	ret = virtio_pci_start(b->vd);
-	if (ret) {
-		snprintf(err, errlen, "--disk %s: cannot start its I/O thread: %s", cfg->path,
-			 strerror(-ret));
-		virtio_dev_destroy(b->vd);
-		return ret;
-	}
 	*out = b->vd;
 	return 0;
 fail:

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox.h"
 #include "virtio_priv.h"
 
 /* user_data values below this are eventfd sources (index + 1). */
@@ -44,6 +45,9 @@ struct ioworker {
 	void *opaque;
 	pthread_t thread;
 	bool started;
+	const struct sandbox *sandbox; /* set before the thread starts */
+	int enter_ret;                 /* the thread's sandbox_enter(), under lock */
+	bool entered;
 	struct source src[IOWORKER_MAX_FDS + 1]; /* [0] is the control eventfd */
 	unsigned int nr_src;
 	unsigned int inflight;   /* I/O thread only */
@@ -185,8 +189,19 @@ static void *worker_thread(void *arg)
 	struct ioworker *w = arg;
 	bool paused = false;
 	unsigned int i;
+	int ret0;
 
 	pthread_setname_np(pthread_self(), w->name);
+	/* The filter first, and ioworker_start() learns whether it holds
+	 * before the device is offered to the guest. */
+	ret0 = sandbox_enter(w->sandbox, SANDBOX_IO);
+	pthread_mutex_lock(&w->lock);
+	w->enter_ret = ret0;
+	w->entered = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (ret0)
+		return NULL;
 	for (i = 0; i < w->nr_src; i++)
 		arm(w, i);
 	for (;;) {
@@ -293,12 +308,23 @@ void ioworker_set_poll(struct ioworker *w, uint64_t ns)
 	w->poll_ns = ns;
 }
 
-int ioworker_start(struct ioworker *w)
+int ioworker_start(struct ioworker *w, const struct sandbox *sb)
 {
-	int ret = pthread_create(&w->thread, NULL, worker_thread, w);
+	int ret;
 
+	w->sandbox = sb;
+	ret = pthread_create(&w->thread, NULL, worker_thread, w);
 	if (ret)
 		return -ret;
+	pthread_mutex_lock(&w->lock);
+	while (!w->entered)
+		pthread_cond_wait(&w->cond, &w->lock);
+	ret = w->enter_ret;
+	pthread_mutex_unlock(&w->lock);
+	if (ret) {
+		pthread_join(w->thread, NULL); /* it has returned */
+		return ret;
+	}
 	w->started = true;
 	return 0;
 }

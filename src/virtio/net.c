@@ -643,10 +643,8 @@ int virtio_net_create(struct pci_host *host, struct guest_mem *mem,
 	}
 	virtio_pci_set_poll(n->vd, cfg->poll_ns);
 	ret = add_polls(n);
-	if (!ret)
-		ret = virtio_pci_start(n->vd);
 	if (ret) {
-		snprintf(err, errlen, "--net: cannot start its I/O thread: %s", strerror(-ret));
+		snprintf(err, errlen, "--net: cannot watch the tap: %s", strerror(-ret));
 		virtio_dev_destroy(n->vd);   /* frees n and closes the taps */
 		return ret;
 	}

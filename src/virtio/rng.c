@@ -90,12 +90,6 @@ int virtio_rng_create(struct pci_host *host, struct guest_mem *mem, struct virti
 		snprintf(err, errlen, "virtio-rng: cannot create the PCI function: %s", strerror(-ret));
 		return ret;
 	}
-	ret = virtio_pci_start(vd);
-	if (ret) {
-		virtio_dev_destroy(vd);
-		snprintf(err, errlen, "virtio-rng: cannot start its I/O thread: %s", strerror(-ret));
-		return ret;
-	}
 	*out = vd;
 	return 0;
 }

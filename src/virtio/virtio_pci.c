@@ -642,9 +642,9 @@ void virtio_pci_set_poll(struct virtio_dev *vd, uint64_t ns)
 	ioworker_set_poll(vd->w, ns);
 }
 
-int virtio_pci_start(struct virtio_dev *vd)
+int virtio_dev_start(struct virtio_dev *vd, const struct sandbox *sb)
 {
-	int ret = ioworker_start(vd->w);
+	int ret = ioworker_start(vd->w, sb);
 
 	if (ret)
 		return ret;

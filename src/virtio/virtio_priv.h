@@ -59,7 +59,9 @@ void ioworker_hold(struct ioworker *w, unsigned int id, bool hold);
 /* Main thread, before ioworker_start: after activity, busy-poll the ring
  * and the queues for `ns` before sleeping (0: never poll). */
 void ioworker_set_poll(struct ioworker *w, uint64_t ns);
-int MUST_CHECK ioworker_start(struct ioworker *w);
+/* Main thread: starts the I/O thread, which installs the I/O role's seccomp
+ * filter (sb NULL: none) before anything else; returns its result. */
+int MUST_CHECK ioworker_start(struct ioworker *w, const struct sandbox *sb);
 /* Main thread: waits for in-flight operations, stops and joins the thread. */
 void ioworker_destroy(struct ioworker *w);
 /* I/O thread: an SQE for `op` (submitted at the end of the batch, or now if
@@ -185,8 +187,7 @@ int MUST_CHECK virtio_pci_create(struct pci_host *host, struct guest_mem *mem,
 				 const struct virtio_dev_ops *ops, void *priv,
 				 uint64_t features, unsigned int nr_queues,
 				 unsigned int uring_entries, struct virtio_dev **out);
-int MUST_CHECK virtio_pci_start(struct virtio_dev *vd);
-/* Before virtio_pci_start: busy-poll window of the I/O thread. */
+/* Before virtio_dev_start: busy-poll window of the I/O thread. */
 void virtio_pci_set_poll(struct virtio_dev *vd, uint64_t ns);
 
 /* I/O thread helpers for the devices. */

@@ -11,6 +11,7 @@ enum {
 	OPT_KERNEL = 0x100, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
 	OPT_SERIAL, OPT_DEBUG_EXIT, OPT_KVM_DEVICE, OPT_HELP, OPT_NO_REBOOT,
 	OPT_API_SOCKET, OPT_DISK, OPT_RNG, OPT_NET, OPT_INCOMING, OPT_RESTORE,
+	OPT_SECCOMP, OPT_USER, OPT_GROUP,
 };
 
 static const struct option run_options[] = {
@@ -30,6 +31,9 @@ static const struct option run_options[] = {
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "group", required_argument, NULL, OPT_GROUP },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -80,6 +84,13 @@ void config_print_run_help(FILE *out)
 		"                        tcp:HOST:PORT or unix:PATH; give the same VM options\n"
 		"                        as the source (see docs/migration.md)\n"
 		"  --restore file:PATH   start from a snapshot written by `migrate file:PATH`\n"
+		"  --seccomp on|log|off  seccomp filters per thread role (default on): on ends\n"
+		"                        skiff (status 10) naming any refused system call; log\n"
+		"                        lets it run and the kernel logs it (audit); off: none\n"
+		"  --user USER           run as USER (name or number) once /dev/kvm, the disks,\n"
+		"                        the taps and the control socket are open; skiff must\n"
+		"                        start as root. The group is USER's own unless --group\n"
+		"  --group GROUP         run with group GROUP (supplementary groups dropped)\n"
 		"  -h, --help            show this help\n"
 		"\n"
 		"Console: with --serial stdio on a terminal, the terminal is put in raw mode;\n"
@@ -89,7 +100,8 @@ void config_print_run_help(FILE *out)
 		"stopped by SIGINT/SIGTERM; 2 bad command line or the VM could not be built;\n"
 		"4 the guest faulted (triple fault, emulation failure; registers are dumped\n"
 		"on stderr); 6 the guest reset with --no-reboot; 8 --incoming/--restore\n"
-		"failed (the guest never ran); odd values come from\n"
+		"failed (the guest never ran); 10 a thread made a system call that its\n"
+		"seccomp filter refuses; odd values come from\n"
 		"--debug-exit. Without --no-reboot a Linux guest's reset reboots it.\n",
 		BOOT_CMDLINE_MAX_LEN, CONFIG_MAX_CPUS, CONFIG_MAX_DISKS, CONFIG_DISK_MAX_QUEUES);
 }
@@ -193,6 +205,21 @@ static int parse_incoming(bool restore, const char *arg, struct config *cfg, cha
 	return 0;
 }
 
+static int parse_seccomp(const char *arg, struct config *cfg, char *err, size_t errlen)
+{
+	if (!strcmp(arg, "on")) {
+		cfg->seccomp = SANDBOX_ON;
+	} else if (!strcmp(arg, "log")) {
+		cfg->seccomp = SANDBOX_LOG;
+	} else if (!strcmp(arg, "off")) {
+		cfg->seccomp = SANDBOX_OFF;
+	} else {
+		snprintf(err, errlen, "--seccomp %s: expected on, log or off", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 				    char *err, size_t errlen)
 {
@@ -205,6 +232,7 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 		.debug_exit_port = -1,
 		.debug_exit_size = 4,
 		.kvm_path = "/dev/kvm",
+		.seccomp = SANDBOX_ON,
 	};
 	optind = 0; /* glibc: full re-initialisation, so tests can parse twice */
 	opterr = 0;
@@ -227,6 +255,9 @@ enum config_result config_parse_run(int argc, char **argv, struct config *cfg,
 		case OPT_CPUS: ret = parse_cpus(optarg, cfg, err, errlen); break;
 		case OPT_SERIAL: ret = parse_serial(optarg, cfg, err, errlen); break;
 		case OPT_DEBUG_EXIT: ret = parse_debug_exit(optarg, cfg, err, errlen); break;
+		case OPT_SECCOMP: ret = parse_seccomp(optarg, cfg, err, errlen); break;
+		case OPT_USER: cfg->user = optarg; break;
+		case OPT_GROUP: cfg->group = optarg; break;
 		case 'h':
 		case OPT_HELP:
 			return CONFIG_HELP;

@@ -20,12 +20,17 @@ void term_restore(void)
 	is_raw = false;
 }
 
-/* Fatal signals restore the terminal, then take their default action.
- * tcsetattr() is async-signal-safe. */
-static void fatal_signal(int sig)
+void term_restore_from_signal(void)
 {
+	/* tcsetattr() is async-signal-safe; `saved` is set before is_raw. */
 	if (is_raw)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+}
+
+/* Fatal signals restore the terminal, then take their default action. */
+static void fatal_signal(int sig)
+{
+	term_restore_from_signal();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

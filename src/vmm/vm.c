@@ -21,6 +21,7 @@
 #include "acpi.h"
 #include "platform.h"
 #include "log.h"
+#include "sandbox.h"
 #include "term.h"
 #include "vm.h"
 #include "vm_priv.h"
@@ -294,17 +295,47 @@ static int create_pci(struct vm *vm, char *err, size_t errlen)
 	return create_nets(vm, err, errlen);
 }
 
+#define MAX_VIRTIO (CONFIG_MAX_DISKS + CONFIG_MAX_NETS + 1)
+
 /* Every virtio device in PCI order (disks, rng, nets). Main thread. */
-static void each_virtio(struct vm *vm, void (*fn)(struct virtio_dev *d))
+static unsigned int all_virtio(struct vm *vm, struct virtio_dev *all[MAX_VIRTIO])
 {
-	unsigned int i;
+	unsigned int i, n = 0;
 
 	for (i = 0; i < vm->nr_disks; i++)
-		fn(vm->disks[i]);
+		all[n++] = vm->disks[i];
 	if (vm->rng)
-		fn(vm->rng);
+		all[n++] = vm->rng;
 	for (i = 0; i < vm->nr_nets; i++)
-		fn(vm->nets[i]);
+		all[n++] = vm->nets[i];
+	return n;
+}
+
+static void each_virtio(struct vm *vm, void (*fn)(struct virtio_dev *d))
+{
+	struct virtio_dev *all[MAX_VIRTIO];
+	unsigned int i, n = all_virtio(vm, all);
+
+	for (i = 0; i < n; i++)
+		fn(all[i]);
+}
+
+/* The I/O threads, each under the I/O filter. */
+static int start_devices(struct vm *vm, char *err, size_t errlen)
+{
+	struct virtio_dev *all[MAX_VIRTIO];
+	unsigned int i, n = all_virtio(vm, all);
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ret = virtio_dev_start(all[i], vm->sandbox);
+		if (ret) {
+			snprintf(err, errlen, "cannot start the I/O thread of %s: %s",
+				 virtio_dev_kind(all[i]), strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
 }
 
 static void reset_one(struct virtio_dev *d)
@@ -473,6 +504,7 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 		.vm_fd = vm->vm_fd, .kvm_fd = vm->kvm.fd, .run_size = vm->kvm.vcpu_mmap_size,
 		.pio = vm->pio, .mmio = vm->mmio, .rs = &vm->rs,
 		.cpuid = vm->vcpu_ctx.cpuid, .nr_cpus = vm->cfg->cpus,
+		.sandbox = vm->sandbox,
 	};
 	vm->vcpus = calloc(vm->cfg->cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -520,6 +552,11 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	if (ret)
 		goto fail;
 	ret = start_cpuid_fetch(vm, err, errlen);
+	if (ret)
+		goto fail;
+	/* Compiled now, installed by each thread as it starts (I/O threads
+	 * during create_pci, this thread at the end of set-up). */
+	ret = sandbox_create(cfg->seccomp, &vm->sandbox, err, errlen);
 	if (ret)
 		goto fail;
 	ret = create_kvm_vm(vm, err, errlen);
@@ -584,6 +621,21 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	ret = control_start(vm->control, vm->loop);
 	if (ret) {
 		snprintf(err, errlen, "cannot serve the control socket: %s", strerror(-ret));
+		goto fail;
+	}
+	/* Every privileged open is behind us and no other thread runs. */
+	ret = sandbox_drop_privileges(cfg->user, cfg->group, cfg->api_socket, err, errlen);
+	if (ret)
+		goto fail;
+	ret = start_devices(vm, err, errlen);
+	if (ret)
+		goto fail;
+	/* Set-up is over: from here the main thread only runs its loop,
+	 * resets, threads and the exit path (src/vmm/sandbox/main.c). */
+	ret = sandbox_enter(vm->sandbox, SANDBOX_MAIN);
+	if (ret) {
+		snprintf(err, errlen, "cannot install the main thread's seccomp filter: %s",
+			 strerror(-ret));
 		goto fail;
 	}
 	*out = vm;
@@ -829,6 +881,7 @@ void vm_destroy(struct vm *vm)
 	mem_destroy(vm->mem);
 	kvm_host_close(&vm->kvm);
 	control_destroy(vm->control);
+	sandbox_destroy(vm->sandbox);
 	runstate_fini(&vm->rs);
 	free(vm);
 }

@@ -225,6 +225,7 @@ static void rng_open(struct rng_fix *f)
 	ck_assert_int_eq(bus_create("mmio", &f->mmio), 0);
 	ck_assert_int_eq(pci_host_create(-1, f->pio, f->mmio, f->mem, &f->h), 0);
 	ck_assert_msg(virtio_rng_create(f->h, f->mem, &f->vd, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(virtio_dev_start(f->vd, NULL), 0);
 }
 
 static void rng_close(struct rng_fix *f)

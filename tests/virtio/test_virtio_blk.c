@@ -100,6 +100,7 @@ static void env_init(struct drv *d, bool readonly, bool rng)
 		ck_assert_msg(virtio_blk_create(d->h, d->mem, &bc, &d->vd, err, sizeof(err)) == 0,
 			      "%s", err);
 	}
+	ck_assert_int_eq(virtio_dev_start(d->vd, NULL), 0);
 	d->bar = PCI_MMIO32_BASE; /* the first BAR skiff places */
 }
 

@@ -166,6 +166,7 @@ static bool env_init(struct drv *d, unsigned int pairs)
 		printf("virtio-net device tests not run: %s\n", err);
 		return false;
 	}
+	ck_assert_int_eq(virtio_dev_start(d->vd, NULL), 0);
 	ck_assert_int_eq(if_up(TAP), 0);
 	d->pkt = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
 	ck_assert_int_ge(d->pkt, 0);
