@@ -184,6 +184,10 @@ int MUST_CHECK virtio_rng_create(struct pci_host *host, struct guest_mem *mem,
  * NULL: none) before it serves anything. The builder starts devices only
  * after every file is open and privileges are dropped (--user). */
 int MUST_CHECK virtio_dev_start(struct virtio_dev *d, const struct sandbox *sb);
+/* Fuzz targets and unit tests, instead of virtio_dev_start: does on the
+ * caller's thread what the I/O thread would do for pending kicks and
+ * resets, and waits for the I/O it started. */
+int MUST_CHECK virtio_dev_run_sync(struct virtio_dev *d);
 /* Stops the I/O thread (after its in-flight requests complete), removes the
  * function and frees it. Main thread; vCPU threads must be stopped first. */
 void virtio_dev_destroy(struct virtio_dev *d);

@@ -261,18 +261,20 @@ static void handle(struct blk_req *r)
 {
 	struct blk *b = r->blk;
 	struct virtq_elem *e = &r->elem;
-	const struct iovec *last = &e->iov[e->nr_out + e->nr_in - 1];
+	const struct iovec *last;
 	struct blk_hdr h;
 	size_t n;
 
 	r->status_gpa = UINT64_MAX;
 	r->retried = false;
 	r->len = 0;
-	/* 5.2.6: the status is the last byte the device may write. */
+	/* 5.2.6: the status is the last byte the device may write. A chain
+	 * of empty buffers has no segment at all (found by fuzz_blk). */
 	if (e->nr_in == 0 || virtq_elem_read(e, 0, &h, sizeof(h)) != sizeof(h)) {
 		finish(r, BLK_S_IOERR, 0);
 		return;
 	}
+	last = &e->iov[e->nr_out + e->nr_in - 1];
 	r->status_gpa = e->gpa[e->nr_out + e->nr_in - 1] + last->iov_len - 1;
 	r->type = h.type;
 	switch (h.type) {

@@ -237,6 +237,32 @@ static void *worker_thread(void *arg)
 	return NULL;
 }
 
+int ioworker_run_sync(struct ioworker *w)
+{
+	bool woken;
+	int ret;
+
+	if (w->started)
+		return -EBUSY;
+	pthread_mutex_lock(&w->lock);
+	woken = w->woken;
+	w->woken = false;
+	pthread_mutex_unlock(&w->lock);
+	if (woken && w->ops->on_wake)
+		w->ops->on_wake(w->opaque);
+	if (w->ops->run)
+		w->ops->run(w->opaque);
+	while (w->inflight) {
+		ret = io_uring_submit_and_wait(&w->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+			return ret;
+		reap(w);
+	}
+	if (w->ops->after_batch)
+		w->ops->after_batch(w->opaque);
+	return 0;
+}
+
 int ioworker_create(const char *name, unsigned int entries, const struct ioworker_ops *ops,
 		    void *opaque, struct ioworker **out)
 {

@@ -59,6 +59,11 @@ void ioworker_hold(struct ioworker *w, unsigned int id, bool hold);
 /* Main thread, before ioworker_start: after activity, busy-poll the ring
  * and the queues for `ns` before sleeping (0: never poll). */
 void ioworker_set_poll(struct ioworker *w, uint64_t ns);
+/* Unit tests and fuzz targets only, never once the thread is started: one
+ * round of the thread's work on the caller's thread — a pending wake-up,
+ * every queue looked at, then submit and reap until nothing is in flight.
+ * Returns 0, -EBUSY (thread started) or an io_uring error. */
+int MUST_CHECK ioworker_run_sync(struct ioworker *w);
 /* Main thread: starts the I/O thread, which installs the I/O role's seccomp
  * filter (sb NULL: none) before anything else; returns its result. */
 int MUST_CHECK ioworker_start(struct ioworker *w, const struct sandbox *sb);
