@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Runs one libFuzzer target for a time budget on its seed corpus.
 
-Usage: run.py TARGET SEED_DIR SECONDS ARTIFACT_DIR
+Usage: run.py TARGET SEED_DIR SECONDS|runs=N ARTIFACT_DIR [KEEP_DIR]
 
 New inputs go to a temporary corpus (the seeds in the repository are only
 read). A crash, leak, sanitizer report or timeout leaves its input in
 ARTIFACT_DIR and fails (exit 1); otherwise prints the execution count and
-rate and exits 0.
+rate and exits 0. runs=N runs N inputs instead of a time budget; KEEP_DIR
+keeps the grown corpus there (for merging into the seeds).
 """
 import os
 import re
@@ -17,13 +18,18 @@ import time
 
 
 def main():
-    exe, seeds, secs, art = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    exe, seeds, budget, art = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    keep = sys.argv[5] if len(sys.argv) > 5 else None
+    limit = (f"-runs={int(budget[5:])}" if budget.startswith("runs=")
+             else f"-max_total_time={int(budget)}")
     os.makedirs(art, exist_ok=True)
     if not os.path.isdir(seeds) or not os.listdir(seeds):
         print(f"FAIL: no seed corpus in {seeds}")
         return 1
-    with tempfile.TemporaryDirectory() as work:
-        cmd = [exe, f"-max_total_time={secs}", "-print_final_stats=1", "-timeout=10",
+    with tempfile.TemporaryDirectory() as tmp:
+        work = keep or tmp
+        os.makedirs(work, exist_ok=True)
+        cmd = [exe, limit, "-print_final_stats=1", "-timeout=10",
                "-rss_limit_mb=4096", f"-artifact_prefix={art}/", work, seeds]
         print("$ " + " ".join(cmd), flush=True)
         t0 = time.monotonic()

@@ -200,6 +200,11 @@ bool vq_wait(struct vq *q, uint32_t *id, uint32_t *len, uint64_t ms)
 	return true;
 }
 
+uint64_t vdev_bar_addr(const struct vdev *d, unsigned bar)
+{
+	return bar_addr(d->slot, bar);
+}
+
 bool vdev_msix_setup(struct vdev *d, unsigned entry, uint8_t apic_vector)
 {
 	for (unsigned cap = pci_cfg_read(d->slot, 0x34, 1), i = 0; cap && i < 48; i++) {

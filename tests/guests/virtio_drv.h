@@ -63,6 +63,8 @@ void pci_cfg_write(unsigned slot, unsigned off, unsigned len, uint32_t v);
 
 /* Finds the n-th (0-based) virtio device of type `id`. false if absent. */
 bool vdev_find(uint16_t id, unsigned n, struct vdev *d);
+/* Where the VMM placed one of the device's BARs. */
+uint64_t vdev_bar_addr(const struct vdev *d, unsigned bar);
 /* Reset (waits for status 0), ACK, DRIVER, features & host's, FEATURES_OK.
  * Returns the device status (FEATURES_OK clear: refused). */
 uint8_t vdev_init(struct vdev *d, uint64_t features);

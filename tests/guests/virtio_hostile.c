@@ -1,7 +1,9 @@
 /*
  * A hostile virtio driver: malformed rings on virtio-blk (disk 0) must put
  * that device in NEEDS_RESET while the VM, the other device (virtio-rng)
- * and, after a reset, the same device keep working.
+ * and, after a reset, the same device keep working. Then attacks that must
+ * change nothing: writes to read-only registers, MSI-X vectors aimed
+ * nowhere, a flood of kicks.
  */
 #include "virtio_drv.h"
 
@@ -126,6 +128,76 @@ void guest_main(void)
 	*(volatile uint16_t *)(blk.common + 0x1c) = 1;
 	RT_ASSERT(*(volatile uint16_t *)(blk.common + 0x1c) == 0);
 	expect_needs_reset("rings in the MMIO hole");
+
+	/* 7. a chain whose next index is past the queue size */
+	blk_up();
+	q.desc[0] = (struct vdesc){ HDR, 16, VD_F_NEXT, 16 };
+	vq_publish(&q, 0);
+	expect_needs_reset("next index past the queue");
+
+	/* 8. a buffer whose end wraps around the address space */
+	blk_up();
+	q.desc[0] = (struct vdesc){ 0xfffffffffffff000ULL, 0x2000, VD_F_WRITE, 0 };
+	vq_publish(&q, 0);
+	expect_needs_reset("buffer wrapping past 2^64");
+
+	/* 9. writes to read-only registers change nothing: the disk's
+	 * capacity (device configuration), the PCI vendor/device IDs, and a
+	 * queue's size once it is enabled */
+	blk_up();
+	{
+		uint32_t cap_lo = mmio_read32(blk.cfg), cap_hi = mmio_read32(blk.cfg + 4);
+		uint32_t ids = pci_cfg_read(blk.slot, 0, 4);
+
+		mmio_write32(blk.cfg, 0xdeadbeef);
+		mmio_write32(blk.cfg + 4, 0xdeadbeef);
+		pci_cfg_write(blk.slot, 0, 4, 0x12345678);
+		*(volatile uint16_t *)(blk.common + 0x16) = 0;
+		*(volatile uint16_t *)(blk.common + 0x18) = 2;
+		RT_ASSERT(mmio_read32(blk.cfg) == cap_lo && mmio_read32(blk.cfg + 4) == cap_hi);
+		RT_ASSERT(pci_cfg_read(blk.slot, 0, 4) == ids);
+		RT_ASSERT(*(volatile uint16_t *)(blk.common + 0x18) == 16);
+		good_read();
+		rt_printf("hostile: read-only registers unchanged\n");
+	}
+
+	/* 10. MSI-X pointing nowhere: a vector aimed outside the APIC window
+	 * with garbage data, a queue vector past the table (must read back as
+	 * NO_VECTOR), then requests that complete with interrupts on */
+	blk_up();
+	if (!vdev_msix_setup(&blk, 0, 0x40))
+		rt_fail("virtio-blk has no MSI-X capability");
+	for (unsigned cap = pci_cfg_read(blk.slot, 0x34, 1), i = 0; cap && i < 48; i++) {
+		if (pci_cfg_read(blk.slot, cap, 1) == 0x11) {
+			uint32_t t = pci_cfg_read(blk.slot, cap + 4, 4);
+			volatile uint32_t *e = (volatile uint32_t *)(uintptr_t)
+				(vdev_bar_addr(&blk, t & 7) + (t & ~7u));
+
+			e[0] = 0x12345678u;   /* not the APIC window */
+			e[1] = 0xffffffffu;
+			e[2] = 0xffffffffu;
+			e[3] = 0;
+			break;
+		}
+		cap = pci_cfg_read(blk.slot, cap + 1, 1);
+	}
+	*(volatile uint16_t *)(blk.common + 0x16) = 0;
+	*(volatile uint16_t *)(blk.common + 0x1a) = 0;       /* queue 0 -> entry 0 */
+	*(volatile uint16_t *)(blk.common + 0x10) = 999;     /* config -> past the table */
+	RT_ASSERT(*(volatile uint16_t *)(blk.common + 0x10) == 0xffff);
+	good_read();
+	good_read();
+	rt_printf("hostile: MSI-X aimed nowhere, requests still complete\n");
+
+	/* 11. a flood of kicks on every queue, with nothing (and then with
+	 * garbage-free requests) available */
+	for (unsigned i = 0; i < 200000; i++) {
+		*q.notify = 0;
+		*rq.notify = 0;
+	}
+	good_read();
+	rng_still_works();
+	rt_printf("hostile: 200000 kicks survived\n");
 
 	blk_up();
 	good_read();
