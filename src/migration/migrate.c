@@ -345,13 +345,6 @@ int migration_start(struct migration *m, const char *uri, char *err, size_t errl
 		snprintf(err, errlen, "the VM is stopping");
 		return -ESHUTDOWN;
 	}
-	/* virtio-net's own state (active queue pairs, offloads, receive mode,
-	 * a frame half spread over merged buffers) is not in the stream yet:
-	 * refuse rather than move a VM whose network would come out wrong. */
-	if (m->vm->nr_nets) {
-		snprintf(err, errlen, "migrating a VM with virtio-net devices is not supported yet");
-		return -ENOTSUP;
-	}
 	ret = mig_uri_parse(uri, &m->uri, err, errlen);
 	if (ret)
 		return ret;

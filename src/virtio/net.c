@@ -519,6 +519,114 @@ static void net_destroy(struct virtio_dev *vd)
 	free(n);
 }
 
+/* --- save/load (migration thread, I/O thread paused) ------------------------ */
+
+/*
+ * Record, little-endian, version 1 (24 bytes): u8 version, u8 flags (bit 0
+ * promiscuous, bit 1 all-multicast), MAC[6], u16 max_pairs, u16
+ * active_pairs, u32 bitmask of pairs whose transmit queue holds a chain the
+ * tap refused (the last one popped: the destination pops it again and sends
+ * it, so a frame the guest queued during a full tap is not lost), then per
+ * pair (4) a u16: receive chains popped for a frame still waiting for more
+ * buffers (MRG_RXBUF). The destination gives those chains back to the ring
+ * (the last ones popped) and the frame is dropped, as a full ring would
+ * have: the guest loses one frame, never a buffer. Offloads
+ * are not carried: they follow from the negotiated features, applied again
+ * at the destination's first activity. The MAC is carried because the
+ * destination may have made up another one.
+ */
+#define NET_STATE_VERSION 1
+#define NET_STATE_BYTES 24
+
+static size_t net_state_size(const struct virtio_dev *vd)
+{
+	(void)vd;
+	return NET_STATE_BYTES;
+}
+
+static void net_state_save(struct virtio_dev *vd, uint8_t *buf)
+{
+	struct net *n = vd->priv;
+	uint32_t blocked = 0;
+	unsigned int i;
+
+	for (i = 0; i < n->st.max_pairs; i++)
+		blocked |= n->pairs[i].tx_blocked ? 1u << i : 0;
+	memset(buf, 0, NET_STATE_BYTES);
+	buf[0] = NET_STATE_VERSION;
+	buf[1] = (uint8_t)((n->st.promisc ? 1 : 0) | (n->st.allmulti ? 2 : 0));
+	memcpy(buf + 2, n->st.mac, 6);
+	buf[8] = (uint8_t)n->st.max_pairs;
+	buf[9] = (uint8_t)(n->st.max_pairs >> 8);
+	buf[10] = (uint8_t)n->st.active_pairs;
+	buf[11] = (uint8_t)(n->st.active_pairs >> 8);
+	buf[12] = (uint8_t)blocked;
+	buf[13] = (uint8_t)(blocked >> 8);
+	buf[14] = (uint8_t)(blocked >> 16);
+	buf[15] = (uint8_t)(blocked >> 24);
+	for (i = 0; i < n->st.max_pairs; i++) {
+		uint16_t held = n->pairs[i].have_first ? n->pairs[i].nbufs : 0;
+
+		buf[16 + 2 * i] = (uint8_t)held;
+		buf[17 + 2 * i] = (uint8_t)(held >> 8);
+	}
+}
+
+static int net_state_load(struct virtio_dev *vd, const uint8_t *buf, size_t len, char *err,
+			  size_t errlen)
+{
+	struct net *n = vd->priv;
+	uint16_t max_pairs, active;
+	uint32_t blocked;
+	unsigned int i;
+
+	if (len != NET_STATE_BYTES || buf[0] != NET_STATE_VERSION) {
+		snprintf(err, errlen, "%s: net state of %zu bytes, version %u (expected %u, %u)",
+			 vd->name, len, len ? buf[0] : 0, NET_STATE_BYTES, NET_STATE_VERSION);
+		return -EINVAL;
+	}
+	max_pairs = (uint16_t)(buf[8] | buf[9] << 8);
+	active = (uint16_t)(buf[10] | buf[11] << 8);
+	blocked = (uint32_t)buf[12] | (uint32_t)buf[13] << 8 | (uint32_t)buf[14] << 16 |
+		  (uint32_t)buf[15] << 24;
+	if (max_pairs != n->st.max_pairs) {
+		snprintf(err, errlen, "%s: the source has %u queue pairs, this one %u (give the "
+			 "destination the same queues=)", vd->name, max_pairs, n->st.max_pairs);
+		return -EINVAL;
+	}
+	if (active < 1 || active > max_pairs || (active > 1 && !mq(n)) ||
+	    (buf[1] & ~3u) || (blocked >> max_pairs)) {
+		snprintf(err, errlen, "%s: inconsistent net state (%u of %u pairs active, flags "
+			 "0x%x, blocked 0x%x)", vd->name, active, max_pairs, buf[1], blocked);
+		return -EINVAL;
+	}
+	for (i = 0; i < max_pairs; i++) {
+		struct virtio_queue *rq = &vd->q[2 * i], *tq = &vd->q[2 * i + 1];
+		uint16_t held = (uint16_t)(buf[16 + 2 * i] | buf[17 + 2 * i] << 8);
+
+		if (((blocked & (1u << i)) && (!tq->enabled || !tq->vq.ready)) ||
+		    (held && (!rq->enabled || !rq->vq.ready || held > rq->vq.size))) {
+			snprintf(err, errlen, "%s: held chains on a queue that is off or smaller",
+				 vd->name);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < max_pairs; i++) {
+		uint16_t held = (uint16_t)(buf[16 + 2 * i] | buf[17 + 2 * i] << 8);
+
+		if (blocked & (1u << i))
+			virtq_unpop(&vd->q[2 * i + 1].vq); /* popped again, sent here */
+		while (held--)
+			virtq_unpop(&vd->q[2 * i].vq);     /* given back, frame dropped */
+	}
+	memcpy(n->st.mac, buf + 2, 6);
+	n->st.promisc = buf[1] & 1;
+	n->st.allmulti = (buf[1] >> 1) & 1;
+	set_pairs(n, active);
+	n->applied = false;
+	return 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.kind = "virtio-net",
 	.device_id = 1,
@@ -529,6 +637,9 @@ static const struct virtio_dev_ops net_ops = {
 	.on_fd = net_on_fd,
 	.queue_busy = net_queue_busy,
 	.destroy = net_destroy,
+	.state_size = net_state_size,
+	.state_save = net_state_save,
+	.state_load = net_state_load,
 };
 
 void virtio_net_stats(const struct virtio_dev *vd, struct virtio_net_stats *out)

@@ -2,7 +2,9 @@
  * of each channel ("migration-tx", "migration-rx") and the auto-converge
  * kicker. They connect, accept, stream RAM and state, read dirty logs and
  * get or set vCPU, VM and device state while the vCPUs are parked. */
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 #include "sandbox_priv.h"
 
@@ -39,6 +41,8 @@ static const struct sandbox_rule rules[] = {
 	/* device state loads: BARs and MSI-X routes rebuilt */
 	SB_IOCTL(KVM_IOEVENTFD), SB_IOCTL(KVM_IRQFD), SB_IOCTL(KVM_SET_GSI_ROUTING),
 	SB_IOCTL(KVM_IRQ_LINE),
+	/* virtio-net state: the queue pairs the guest had enabled */
+	SB_IOCTL(TUNSETQUEUE),
 };
 
 const struct sandbox_list sandbox_migration_list = SB_LIST(rules);
