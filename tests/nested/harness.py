@@ -118,7 +118,7 @@ def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False)
         shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
     mods = os.path.join(assets, 'modules/lib/modules', kver)
     for m in ('kernel/virt/lib/irqbypass.ko', 'kernel/arch/x86/kvm/kvm.ko',
-              'kernel/arch/x86/kvm/kvm-amd.ko'):
+              'kernel/arch/x86/kvm/kvm-amd.ko', 'kernel/drivers/net/tun.ko'):
         dst = os.path.join(root, 'lib/modules', kver, m)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copy(os.path.join(mods, m), dst)

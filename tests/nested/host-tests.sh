@@ -71,6 +71,42 @@ serial-input)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	has SKIFF-ANSWER-42 || fail "the answer did not come back"
 	pass ;;
+virtio-net)
+	# The guest's own virtio_net driver on a tap with two queue pairs: an
+	# address, ping, NET_MB MiB (default 100) each way with nc, checked
+	# by sha256 on both sides. 10.0.2.1 is this host, 10.0.2.15 the guest.
+	mb=${NET_MB:-100}
+	modprobe tun || fail "no tun module in the nested host"
+	dd if=/dev/urandom of=/tmp/h2g bs=1M count=$mb 2>/dev/null
+	hsum=$(sha256sum </tmp/h2g | cut -d' ' -f1)
+	: >$OUT
+	timeout -s KILL 600 skiff run --kernel $A/bzImage --initrd $RD --memory 768M --cpus 2 \
+		--net tap=sk0,queues=2 --cmdline "$CON skiff.test=net skiff.netmb=$mb" \
+		</dev/null >$OUT 2>&1 &
+	pid=$!
+	i=0
+	while [ ! -e /sys/class/net/sk0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	ip addr add 10.0.2.1/24 dev sk0 && ip link set sk0 up || { kill -9 $pid; fail "no tap sk0"; }
+	nc -l -p 5002 -e cat /tmp/h2g &
+	ncpid=$!
+	wait_for SKIFF-G2H-SUM= 400 || { kill -9 $pid $ncpid; fail "the guest never offered its data"; }
+	i=0
+	while [ $i -lt 50 ]; do
+		nc 10.0.2.15 5001 >/tmp/g2h 2>/dev/null && [ -s /tmp/g2h ] && break
+		sleep 0.2
+		i=$((i + 1))
+	done
+	gsum=$(sha256sum </tmp/g2h | cut -d' ' -f1)
+	wait $pid; rc=$?
+	kill $ncpid 2>/dev/null
+	tr -d '\r' <$OUT >$OUT.txt; mv $OUT.txt $OUT
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	has "SKIFF-NET-QUEUES=rx-0 rx-1 tx-0 tx-1" || fail "the guest does not have two queue pairs"
+	has SKIFF-PING-OK || fail "the guest cannot ping the host"
+	has "SKIFF-G2H-SUM=$gsum" || fail "guest->host data differs (host got $gsum, $(wc -c </tmp/g2h) bytes)"
+	has "SKIFF-H2G-SUM=$hsum" || fail "host->guest data differs"
+	echo "SKIFF-NET-MB=$mb"
+	pass ;;
 reboot|reboot-pvh)
 	# The guest reboots at every boot (skiff.test=reboot): boot, reset,
 	# boot again; then SIGTERM must end skiff even while the guest is
