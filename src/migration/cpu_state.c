@@ -21,8 +21,8 @@
 
 #define VCPU_REC_VERSION 1
 #define VM_REC_VERSION 1
-#define MSR_IA32_TSC_DEADLINE 0x6e0
-#define MAX_MSRS 512
+#define MSR_IA32_TSC_DEADLINE VCPU_MSR_TSC_DEADLINE
+#define MAX_MSRS VCPU_MAX_MSRS
 
 enum {
 	SEC_REGS = 1, SEC_XSAVE, SEC_FPU, SEC_XCRS, SEC_SREGS, SEC_MSRS, SEC_MPSTATE,
@@ -60,68 +60,6 @@ static void put_sec(struct mig_buf *b, uint32_t tag, const void *p, size_t len)
 	mig_put_u32(b, tag);
 	mig_put_u32(b, (uint32_t)len);
 	mig_put_bytes(b, p, len);
-}
-
-/* The MSRs KVM saves for this vCPU: the index list minus those
- * KVM_GET_MSRS refuses. KVM_GET_MSRS stops at the first MSR it refuses
- * and returns how many it read, so one call per refused MSR finds them. */
-static int msr_list(struct vcpu *v, struct kvm_msrs **out)
-{
-	struct kvm_msr_list *list;
-	struct kvm_msrs *m, *probe;
-	uint32_t n = 0, from = 0;
-	int ret = 0;
-
-	list = calloc(1, sizeof(*list) + MAX_MSRS * sizeof(uint32_t));
-	m = calloc(1, sizeof(*m) + MAX_MSRS * sizeof(struct kvm_msr_entry));
-	probe = calloc(1, sizeof(*probe) + MAX_MSRS * sizeof(struct kvm_msr_entry));
-	if (!list || !m || !probe) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	list->nmsrs = MAX_MSRS;
-	if (ioctl(v->ctx->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	while (from < list->nmsrs) {
-		uint32_t k = 0;
-		int got;
-
-		for (uint32_t i = from; i < list->nmsrs; i++) {
-			if (list->indices[i] != MSR_IA32_TSC_DEADLINE) /* its own section */
-				probe->entries[k++].index = list->indices[i];
-		}
-		if (!k)
-			break;
-		probe->nmsrs = k;
-		got = ioctl(v->fd, KVM_GET_MSRS, probe);
-		if (got < 0) {
-			ret = -errno;
-			goto fail;
-		}
-		for (int i = 0; i < got; i++)
-			m->entries[n++].index = probe->entries[i].index;
-		if ((uint32_t)got == k)
-			break;
-		/* Skip the refused one: find it in the list and go on after it. */
-		for (uint32_t i = from; i < list->nmsrs; i++) {
-			if (list->indices[i] == probe->entries[got].index) {
-				from = i + 1;
-				break;
-			}
-		}
-	}
-	m->nmsrs = n;
-	free(probe);
-	free(list);
-	*out = m;
-	return 0;
-fail:
-	free(probe);
-	free(list);
-	free(m);
-	return ret;
 }
 
 int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
@@ -180,7 +118,10 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 		}
 		put_sec(out, SEC_SREGS, &sregs, sizeof(sregs));
 	}
-	ret = msr_list(v, &msrs);
+	/* Usually probed by the vCPU thread itself while the guest still ran
+	 * (vcpu_request_saved_msrs at the start of the migration): then only
+	 * the one KVM_GET_MSRS below is in the downtime. */
+	ret = vcpu_saved_msrs(v, &msrs);
 	if (ret)
 		goto out;
 	if (ioctl(v->fd, KVM_GET_MSRS, msrs) != (int)msrs->nmsrs) {

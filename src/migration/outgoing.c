@@ -343,6 +343,9 @@ void *mig_outgoing_thread(void *arg)
 			 strerror(-ret));
 		goto out;
 	}
+	/* Each vCPU finds its MSR list now, while RAM is copied. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_request_saved_msrs(vm->vcpus[i]);
 	n = MIN(n, (unsigned int)MIG_MAX_CHANNELS);
 	fd = open_target(m, tmp, sizeof(tmp), err, sizeof(err));
 	if (fd < 0) {

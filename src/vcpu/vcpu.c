@@ -289,10 +289,113 @@ err_free:
 	return ret;
 }
 
+/* The MSRs KVM saves for this vCPU (the TSC deadline aside: migration has
+ * it in its own section, after the LAPIC): the index list minus those
+ * KVM_GET_MSRS refuses. KVM_GET_MSRS stops at the first MSR it refuses
+ * and returns how many it read, so one call per refused MSR finds them. */
+static int probe_msrs(struct vcpu *v, struct kvm_msrs **out)
+{
+	struct kvm_msr_list *list;
+	struct kvm_msrs *m, *probe;
+	uint32_t n = 0, from = 0;
+	int ret = 0;
+
+	list = calloc(1, sizeof(*list) + VCPU_MAX_MSRS * sizeof(uint32_t));
+	m = calloc(1, sizeof(*m) + VCPU_MAX_MSRS * sizeof(struct kvm_msr_entry));
+	probe = calloc(1, sizeof(*probe) + VCPU_MAX_MSRS * sizeof(struct kvm_msr_entry));
+	if (!list || !m || !probe) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	list->nmsrs = VCPU_MAX_MSRS;
+	if (ioctl(v->ctx->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	while (from < list->nmsrs) {
+		uint32_t k = 0;
+		int got;
+
+		for (uint32_t i = from; i < list->nmsrs; i++) {
+			if (list->indices[i] != VCPU_MSR_TSC_DEADLINE) /* its own section */
+				probe->entries[k++].index = list->indices[i];
+		}
+		if (!k)
+			break;
+		probe->nmsrs = k;
+		got = ioctl(v->fd, KVM_GET_MSRS, probe);
+		if (got < 0) {
+			ret = -errno;
+			goto fail;
+		}
+		for (int i = 0; i < got; i++)
+			m->entries[n++].index = probe->entries[i].index;
+		if ((uint32_t)got == k)
+			break;
+		/* Skip the refused one: find it in the list and go on after it. */
+		for (uint32_t i = from; i < list->nmsrs; i++) {
+			if (list->indices[i] == probe->entries[got].index) {
+				from = i + 1;
+				break;
+			}
+		}
+	}
+	m->nmsrs = n;
+	free(probe);
+	free(list);
+	*out = m;
+	return 0;
+fail:
+	free(probe);
+	free(list);
+	free(m);
+	return ret;
+}
+
+/* vCPU thread (after a kick) or any thread while the vCPU is parked. */
+static void publish_saved_msrs(struct vcpu *v)
+{
+	struct kvm_msrs *m;
+
+	if (atomic_load_explicit(&v->saved_msrs, memory_order_acquire) || probe_msrs(v, &m))
+		return;
+	/* Release: the entries are complete before the pointer is seen. A
+	 * second prober (the migration thread, racing) frees its own copy. */
+	struct kvm_msrs *none = NULL;
+
+	if (!atomic_compare_exchange_strong_explicit(&v->saved_msrs, &none, m,
+						     memory_order_release, memory_order_relaxed))
+		free(m);
+}
+
+void vcpu_request_saved_msrs(struct vcpu *v)
+{
+	atomic_store_explicit(&v->msr_req, true, memory_order_relaxed);
+	vcpu_kick(v);
+}
+
+int vcpu_saved_msrs(struct vcpu *v, struct kvm_msrs **out)
+{
+	struct kvm_msrs *m;
+	size_t bytes;
+
+	publish_saved_msrs(v); /* no-op when the vCPU thread did it */
+	m = atomic_load_explicit(&v->saved_msrs, memory_order_acquire);
+	if (!m)
+		return -EIO;
+	bytes = sizeof(*m) + m->nmsrs * sizeof(m->entries[0]);
+	*out = malloc(bytes);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, m, bytes);
+	return 0;
+}
+
 void vcpu_destroy(struct vcpu *v)
 {
 	if (!v)
 		return;
+	free(atomic_load(&v->saved_msrs));
 	munmap(v->run, (size_t)v->ctx->run_size);
 	close(v->fd);
 	free(v->lapic0);
@@ -481,6 +584,16 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu_throttle(v);
+				if (atomic_exchange_explicit(&v->msr_req, false,
+							     memory_order_relaxed)) {
+					publish_saved_msrs(v);
+					/* The request's kick set immediate_exit: clear
+					 * it (as vcpu_throttle does) or KVM_RUN would
+					 * return at once forever. A pause or stop that
+					 * came with it is seen at the top of the loop. */
+					__atomic_store_n(&v->run->immediate_exit, 0,
+							 __ATOMIC_SEQ_CST);
+				}
 				continue;
 			}
 			char what[96];

@@ -14,6 +14,8 @@ static const struct sandbox_rule rules[] = {
 	SB_IOCTL(KVM_IRQ_LINE), SB_IOCTL(KVM_SET_GSI_ROUTING), SB_IOCTL(KVM_IRQFD),
 	/* a virtio BAR placed or moved: its queue notifications rebound */
 	SB_IOCTL(KVM_IOEVENTFD),
+	/* a migration asks each vCPU for the MSRs KVM saves (probed once) */
+	SB_IOCTL(KVM_GET_MSR_INDEX_LIST), SB_IOCTL(KVM_GET_MSRS),
 	/* eventfds: waking the main thread and the I/O threads; serial output
 	 * (write is common) waits for a slow console with poll */
 	SB_SYS(read), SB_SYS(poll),
