@@ -342,6 +342,24 @@ START_TEST(feature_negotiation)
 	env_init(&d, false, false);
 	/* Without VERSION_1 (a legacy driver) FEATURES_OK does not stick. */
 	ck_assert_uint_eq(driver_init(&d, 0) & 8, 0);
+	/* A driver feature select past word 1 (2^31 and up included) selects
+	 * nothing: writes through it are ignored (found by fuzz_pci: it was
+	 * taken as a negative int and shifted by a negative amount). */
+	wr(&d, 0x14, 0, 1);
+	while (rd(&d, 0x14, 1) != 0)
+		usleep(100);
+	wr(&d, 0x14, 1 | 2, 1);
+	wr(&d, 0x08, 0, 4);
+	wr(&d, 0x0c, 0x1234, 4);
+	wr(&d, 0x08, 0x80000000u, 4);
+	wr(&d, 0x0c, 0xffffffffu, 4);
+	ck_assert_uint_eq(rd(&d, 0x0c, 4), 0);
+	wr(&d, 0x08, 2, 4);
+	wr(&d, 0x0c, 0xffffffffu, 4);
+	wr(&d, 0x08, 0, 4);
+	ck_assert_uint_eq(rd(&d, 0x0c, 4), 0x1234);
+	wr(&d, 0x08, 1, 4);
+	ck_assert_uint_eq(rd(&d, 0x0c, 4), 0);
 	ck_assert_uint_eq(driver_init(&d, FEATURES), 15);
 	env_fini(&d);
 }
