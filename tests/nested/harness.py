@@ -232,14 +232,10 @@ def run_local(case, skiff, assets):
 # Cases with a known, open problem: reported as skipped (visible in the
 # summary) unless SKIFF_NESTED_ALL=1 asks to run them anyway.
 KNOWN_ISSUES = {
-    'reboot': 'passes 6 of 8 loaded runs since the reset fixes; the failures were an AP '
-              'triple fault in a first boot and one silent hang, both unexplained; issue 3 '
-              'stays open',
+    'reboot': 'passes 6 of 8 loaded runs in session 2 and 4 of 4 in session 3; one of the '
+              'session-2 failures was a silent hang after the reset, not understood yet '
+              '(a triple fault is retried once, a hang is not); issue 3 stays open',
     'reboot-pvh': 'same as reboot',
-    'smp-memory-cmdline': 'the 4-vCPU Debian guest triple-faults at a random point of its '
-                          'early boot in a third to a half of the runs on this nested TCG host '
-                          '(3 of 6 at the end of session 2; 0 of 3 with the session-1 binary, '
-                          '1 of 4 with the migration work alone); issue 3 stays open',
 }
 
 
