@@ -33,7 +33,9 @@ void *mig_put_space(struct mig_buf *b, size_t n)
 
 	if (b->err)
 		return NULL;
-	if (n > b->cap - b->len) {
+	/* Also for n == 0 on an empty buffer: NULL + 0 is undefined in C
+	 * (found by fuzz_migration: an empty record read first). */
+	if (n > b->cap - b->len || !b->data) {
 		size_t cap = b->cap ? b->cap : 256;
 		uint8_t *d;
 
