@@ -24,13 +24,9 @@ static void setup(void)
 	struct virtio_blk_config bc = { .serial = "fuzz", .queues = 1 };
 	struct virtio_dev *vd;
 	char path[64], err[256];
-	int fd;
 
 	fz_env_init(&dev);
-	fd = memfd_create("fuzz-disk", 0);
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
-		abort();
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	fz_memfd_disk(path, sizeof(path));
 	bc.path = path;
 	if (virtio_blk_create(dev.h, dev.mem, &bc, &vd, err, sizeof(err))) {
 		fprintf(stderr, "virtio_blk_create: %s\n", err);

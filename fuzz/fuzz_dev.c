@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "fuzz_dev.h"
 #include "platform.h"
@@ -18,6 +20,15 @@ void fz_env_init(struct fz_dev *d)
 	if (mem_create(FZ_RAM, &d->mem) || bus_create("pio", &d->pio) ||
 	    bus_create("mmio", &d->mmio) || pci_host_create(-1, d->pio, d->mmio, d->mem, &d->h))
 		die("memory, buses or PCI host");
+}
+
+void fz_memfd_disk(char *path, size_t len)
+{
+	int fd = memfd_create("fuzz-disk", 0);
+
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
+		die("memfd disk");
+	snprintf(path, len, "/proc/self/fd/%d", fd);
 }
 
 void fz_env_attach(struct fz_dev *d, struct virtio_dev *vd)

@@ -29,6 +29,9 @@ struct fz_dev {
 /* Memory, buses and the PCI host (no KVM: vm_fd -1). Aborts on failure:
  * the fuzz target cannot run without them. */
 void fz_env_init(struct fz_dev *d);
+/* A 1 MiB disk image in a memfd, named by a path that open() takes
+ * ("/proc/self/fd/N", written to `path`). Aborts on failure. */
+void fz_memfd_disk(char *path, size_t len);
 /* After the device is created: its BAR. */
 void fz_env_attach(struct fz_dev *d, struct virtio_dev *vd);
 /* 3.1.1 driver initialisation with `features` (masked by the device's) and

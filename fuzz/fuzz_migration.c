@@ -45,15 +45,14 @@ static void setup(void)
 	struct irq_line com1 = { .vm_fd = -1, .gsi = 4 };
 	static char path[64];
 	char err[256];
-	int fd, null;
+	int null;
 
 	fz_env_init(&dev);
-	fd = memfd_create("fuzz-disk", 0);
+	fz_memfd_disk(path, sizeof(path));
 	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	in_fd = memfd_create("fuzz-stream", 0);
-	if (fd < 0 || null < 0 || in_fd < 0 || ftruncate(fd, 1 << 20) < 0)
+	if (null < 0 || in_fd < 0)
 		abort();
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	bc.path = path;
 	vm = calloc(1, sizeof(*vm));
 	written = calloc(dev.mem->dirty_words, sizeof(uint64_t));

@@ -28,13 +28,9 @@ static void setup(void)
 {
 	struct virtio_blk_config bc = { .serial = "fuzz", .queues = 2 };
 	char path[64], err[256];
-	int fd;
 
 	fz_env_init(&dev);
-	fd = memfd_create("fuzz-disk", 0);
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
-		abort();
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	fz_memfd_disk(path, sizeof(path));
 	bc.path = path;
 	if (virtio_blk_create(dev.h, dev.mem, &bc, &devs[0], err, sizeof(err)) ||
 	    virtio_rng_create(dev.h, dev.mem, &devs[1], err, sizeof(err))) {

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import Failed, expect, need_kvm  # noqa: E402
+from testlib import Failed, expect, need_kvm, run_case  # noqa: E402
 
 SKIFF = os.environ.get("SKIFF", "build/skiff")
 GUEST_DIR = os.environ.get("GUEST_DIR", "build/tests/guests")
@@ -330,25 +330,5 @@ def case_bad_option():
     expect("--seccomp maybe: expected on, log or off" in r.stderr, "no clear error")
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    fn = globals().get("case_" + sys.argv[1].replace("-", "_"))
-    if not fn:
-        print(f"unknown case {sys.argv[1]}")
-        return 2
-    try:
-        fn()
-    except Failed as e:
-        print(f"FAIL: {e}")
-        return 1
-    except subprocess.TimeoutExpired as e:
-        print(f"FAIL: timed out: {e}")
-        return 1
-    print("PASS")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_case(globals(), __doc__))
