@@ -392,6 +392,7 @@ static int kvm_open(struct kvm_fix *f)
 
 static void kvm_close(struct kvm_fix *f)
 {
+	free(atomic_load(&f->v.saved_msrs)); /* what vcpu_destroy would free */
 	close(f->v.fd);
 	close(f->vm);
 	close(f->kvm);
