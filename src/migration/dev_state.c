@@ -144,8 +144,12 @@ int mig_devices_load(struct vm *vm, const void *p, size_t len, char *err, size_t
 	const fdt32_t *ver;
 	int node, plen, ret;
 
-	if (len < sizeof(struct fdt_header) || fdt_totalsize(p) != len ||
-	    (ret = fdt_check_full(p, len)) != 0) {
+	/* Only the format mig_devices_save writes (version 17, compatible
+	 * down to 16) reaches fdt_check_full: libfdt 1.6's checker itself
+	 * crashes on some version-14 trees (found by fuzz_migration). */
+	if (len < sizeof(struct fdt_header) || fdt_magic(p) != FDT_MAGIC ||
+	    fdt_totalsize(p) != len || fdt_version(p) != 17 ||
+	    fdt_last_comp_version(p) != 16 || (ret = fdt_check_full(p, len)) != 0) {
 		snprintf(err, errlen, "the device state is not a valid flattened tree");
 		return -EBADMSG;
 	}
