@@ -776,7 +776,10 @@ again:
  * close() of the last VM fd. At process exit, skiff lets a child process hold
  * the last references and pay that cost after skiff has exited (QEMU's
  * async-teardown does the same). The child owns nothing else: it closes stdio
- * at once so no pipe reader waits for it, and it touches no shared state.
+ * at once so no pipe reader waits for it, and every other descriptor but the
+ * VM's, so that a tap, a disk or the control socket is free for the next
+ * skiff at once (a tap still attached here would make the next TUNSETIFF fail with
+ * EBUSY); it touches no shared state.
  */
 void vm_teardown_async(struct vm *vm)
 {
@@ -794,8 +797,10 @@ void vm_teardown_async(struct vm *vm)
 		dup2(null, STDOUT_FILENO);
 		dup2(null, STDERR_FILENO);
 	}
+	close_range(3, (unsigned int)vm->vm_fd - 1, 0);
+	close_range((unsigned int)vm->vm_fd + 1, ~0U, 0);
 	setsid();
-	/* Exiting closes every fd; the VM fd's release is the slow part. */
+	/* Exiting closes the VM fd: its release is the slow part. */
 	_exit(0);
 }
 

@@ -248,6 +248,24 @@ def case_options():
     expect("--net tap=NAME" in out, "run --help does not document --net")
 
 
+def case_restart():
+    """skiff started again at once on the same tap and control socket, five
+    times (as a supervisor restarts it): nothing of the previous process
+    (its teardown child included) may keep the tap attached (TUNSETIFF:
+    EBUSY) or the socket alive."""
+    need_kvm()
+    in_netns()
+    make_tap()
+    sock = os.path.join(tempfile.mkdtemp(prefix="skiff-net-"), "api.sock")
+    for i in range(5):
+        p = subprocess.run([SKIFF, "run", "--net", f"tap={TAP}", "--api-socket", sock,
+                            "--serial", "none"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        err = p.stderr.decode()
+        print(f"run {i}: status {p.returncode} {err.strip()}")
+        expect(p.returncode == 0, f"run {i} of skiff on the same tap and socket failed: {err}")
+
+
 CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
          if name.startswith("case_")}
 

@@ -34,7 +34,7 @@ static const struct sandbox_rule rules[] = {
 	/* exit: I/O threads' pending polls cancelled through their rings; the
 	 * teardown child (fork, stdio to /dev/null, setsid) */
 	SB_SYS(io_uring_enter),
-	SB_SYS(dup2), SB_SYS(dup3), SB_SYS(setsid),
+	SB_SYS(dup2), SB_SYS(dup3), SB_SYS(setsid), SB_SYS(close_range),
 #ifdef SKIFF_SANITIZE
 	/* -Dsanitize=true only: LeakSanitizer's check at exit stops the
 	 * threads from a helper that ptraces them (found with --seccomp log) */
