@@ -47,13 +47,16 @@ static bool is_bzimage(const uint8_t *img, size_t len)
 static int bzimage_check(const uint8_t *img, size_t len, uint64_t *pm_off, uint64_t *load,
 			 uint64_t *span, char *err, size_t errlen)
 {
-	uint16_t version = rd16(img + BP_VERSION);
 	uint64_t setup_sects, syssize, hdr_end, align, init_size;
+	uint16_t version;
 
+	/* Before any read past the magic (fuzz_loader found the version read
+	 * first, past the end of a 0x206-byte image). */
 	if (len < BP_INIT_SIZE + 4) {
 		snprintf(err, errlen, "bzImage truncated inside its setup header (%zu bytes)", len);
 		return -EINVAL;
 	}
+	version = rd16(img + BP_VERSION);
 	if (version < BOOT_MIN_VERSION) {
 		snprintf(err, errlen, "bzImage boot protocol %u.%02u is older than 2.12 (no 64-bit entry)",
 			 version >> 8, version & 0xff);

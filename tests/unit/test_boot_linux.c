@@ -115,9 +115,26 @@ static void expect_err(size_t len, int want, const char *needle)
 
 START_TEST(bzimage_truncated)
 {
+	struct guest_mem *m;
+	struct kernel_info ki;
+	struct boot_image bi;
+	char err[256];
+	uint8_t *p;
+
 	make_bzimage();
 	expect_err(sizeof(img) - 64, -EINVAL, "truncated");
 	expect_err(0x240, -EINVAL, "truncated");
+	/* An image that ends right after the "HdrS" magic, in a buffer of
+	 * exactly that size: nothing past it may be read (the sanitizer build
+	 * sees it; fuzz_loader found the version read first). */
+	m = ram();
+	p = malloc(0x206);
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, img, 0x206);
+	ck_assert_int_eq(boot_load_kernel(m, p, 0x206, &ki, &bi, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "truncated"), "error '%s'", err);
+	free(p);
+	mem_destroy(m);
 }
 END_TEST
 
