@@ -24,12 +24,18 @@
 #include "virtio.h"
 
 /* KVM_GET_SUPPORTED_CPUID, fetched on a helper thread during the build. */
-struct cpuid_fetch {
+/* Set-up work done on a short-lived thread while the builder goes on
+ * (vm.c: start_prefetch/finish_prefetch). */
+struct prefetch {
 	pthread_t thread;
 	bool started;
 	int kvm_fd;
-	int ret;
+	int ret;                      /* KVM_GET_SUPPORTED_CPUID */
 	struct kvm_cpuid2 *cpuid;
+	enum sandbox_mode mode;       /* --seccomp */
+	int sb_ret;                   /* sandbox_create */
+	struct sandbox *sandbox;
+	char sb_err[256];
 };
 
 struct vm {
@@ -58,7 +64,7 @@ struct vm {
 	struct virtio_dev *nets[CONFIG_MAX_NETS];
 	unsigned int nr_nets;
 	struct kernel_info kernel;
-	struct cpuid_fetch cpuid_fetch;
+	struct prefetch prefetch;
 	struct vcpu_ctx vcpu_ctx;
 	struct vcpu **vcpus;
 	unsigned int nr_vcpus;

@@ -183,41 +183,49 @@ out:
 
 /*
  * KVM_GET_SUPPORTED_CPUID needs only /dev/kvm and costs 0.35-0.45 ms here (it
- * runs CPUID on the host for every leaf), so a short-lived thread fetches it
- * while the main thread builds memory, irqchip and devices; create_vcpus()
- * joins it. The thread touches only its own struct cpuid_fetch.
+ * runs CPUID on the host for every leaf), and compiling the seccomp filters
+ * 0.75 ms, so a short-lived thread does both while the main thread builds
+ * memory, irqchip, devices and loads the kernel; create_vcpus() joins it
+ * (nothing before needs either). The thread touches only its own struct
+ * prefetch (sandbox_create also installs the process-wide SIGSYS handler).
  */
-static void *cpuid_fetch_thread(void *arg)
+static void *prefetch_thread(void *arg)
 {
-	struct cpuid_fetch *f = arg;
+	struct prefetch *f = arg;
 
 	f->ret = vcpu_cpuid_create(f->kvm_fd, &f->cpuid);
+	f->sb_ret = sandbox_create(f->mode, &f->sandbox, f->sb_err, sizeof(f->sb_err));
 	return NULL;
 }
 
-static int start_cpuid_fetch(struct vm *vm, char *err, size_t errlen)
+static int start_prefetch(struct vm *vm, char *err, size_t errlen)
 {
 	int ret;
 
-	vm->cpuid_fetch.kvm_fd = vm->kvm.fd;
-	ret = pthread_create(&vm->cpuid_fetch.thread, NULL, cpuid_fetch_thread, &vm->cpuid_fetch);
+	vm->prefetch.kvm_fd = vm->kvm.fd;
+	vm->prefetch.mode = vm->cfg->seccomp;
+	ret = pthread_create(&vm->prefetch.thread, NULL, prefetch_thread, &vm->prefetch);
 	if (ret) {
 		snprintf(err, errlen, "cannot start a thread: %s", strerror(ret));
 		return -ret;
 	}
-	vm->cpuid_fetch.started = true;
+	vm->prefetch.started = true;
 	return 0;
 }
 
-static int finish_cpuid_fetch(struct vm *vm)
+/* Joins the prefetch thread and takes its results (the sandbox too, so
+ * vm_destroy frees it). Returns the CPUID fetch's result. */
+static int finish_prefetch(struct vm *vm)
 {
-	if (!vm->cpuid_fetch.started)
+	if (!vm->prefetch.started)
 		return -EINVAL;
-	pthread_join(vm->cpuid_fetch.thread, NULL);
-	vm->cpuid_fetch.started = false;
-	vm->vcpu_ctx.cpuid = vm->cpuid_fetch.cpuid;
-	vm->cpuid_fetch.cpuid = NULL;
-	return vm->cpuid_fetch.ret;
+	pthread_join(vm->prefetch.thread, NULL);
+	vm->prefetch.started = false;
+	vm->vcpu_ctx.cpuid = vm->prefetch.cpuid;
+	vm->prefetch.cpuid = NULL;
+	vm->sandbox = vm->prefetch.sandbox;
+	vm->prefetch.sandbox = NULL;
+	return vm->prefetch.ret;
 }
 
 /* Where and how the vCPUs start, for the loaded kernel's protocol. */
@@ -248,10 +256,14 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 			 vm->cfg->cpus, vm->kvm.max_vcpus);
 		return -EINVAL;
 	}
-	ret = finish_cpuid_fetch(vm);
+	ret = finish_prefetch(vm);
 	if (ret) {
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-ret));
 		return ret;
+	}
+	if (vm->prefetch.sb_ret) {
+		snprintf(err, errlen, "%s", vm->prefetch.sb_err);
+		return vm->prefetch.sb_ret;
 	}
 	vm->vcpu_ctx = (struct vcpu_ctx){
 		.vm_fd = vm->vm_fd, .kvm_fd = vm->kvm.fd, .run_size = vm->kvm.vcpu_mmap_size,
@@ -304,12 +316,9 @@ int vm_create(const struct config *cfg, struct vm **out, char *err, size_t errle
 	ret = kvm_host_open(cfg->kvm_path, &vm->kvm, err, errlen);
 	if (ret)
 		goto fail;
-	ret = start_cpuid_fetch(vm, err, errlen);
-	if (ret)
-		goto fail;
-	/* Compiled now, installed by each thread as it starts (I/O threads
-	 * during create_pci, this thread at the end of set-up). */
-	ret = sandbox_create(cfg->seccomp, &vm->sandbox, err, errlen);
+	/* CPUID and the seccomp filters (installed by each thread as it
+	 * starts, this one at the end of set-up), on another thread. */
+	ret = start_prefetch(vm, err, errlen);
 	if (ret)
 		goto fail;
 	ret = create_kvm_vm(vm, err, errlen);
@@ -615,8 +624,8 @@ void vm_destroy(struct vm *vm)
 		return;
 	/* First: its thread uses the vCPUs, devices and RAM. */
 	migration_destroy(vm->migration);
-	if (vm->cpuid_fetch.started)
-		(void)finish_cpuid_fetch(vm);
+	if (vm->prefetch.started)
+		(void)finish_prefetch(vm);
 	vm_stdin_close(vm);
 	event_loop_destroy(vm->loop);
 	if (vm->signal_fd >= 0)
