@@ -46,6 +46,10 @@ enum boot_protocol {
 #define BP_SYSSIZE           0x1f4
 #define BP_BOOT_FLAG         0x1fe
 #define BP_JUMP              0x200
+/* The longest setup header skiff accepts ends at 0x280 (boot.rst: the
+ * header's length is 0x202 + the byte at 0x201); copied from 0x1f1. */
+#define BOOT_SETUP_HDR_END   0x280
+#define BOOT_SETUP_HDR_MAX   (BOOT_SETUP_HDR_END - BP_HDR)
 #define BP_HEADER            0x202
 #define BP_VERSION           0x206
 #define BP_TYPE_OF_LOADER    0x210
@@ -84,7 +88,7 @@ enum boot_protocol {
 struct boot_image {
 	enum boot_protocol proto;
 	bool is_linux;             /* a Linux kernel (bzImage, or a Linux ELF) */
-	uint8_t setup_hdr[0x80];   /* bzImage: setup header bytes 0x1f1.. */
+	uint8_t setup_hdr[BOOT_SETUP_HDR_MAX]; /* bzImage: setup header bytes 0x1f1.. */
 	size_t setup_hdr_len;
 	uint32_t initrd_addr_max;  /* highest byte address the initrd may use */
 	uint32_t cmdline_size;     /* the kernel's limit, without the NUL */

@@ -27,7 +27,7 @@ static const uint64_t boot_gdt[4] = {
 #define PTE_RW  0x2ULL
 #define PTE_PS  0x80ULL
 #define BZ_PM_ENTRY64 0x200 /* startup_64 is 0x200 into the protected-mode code */
-#define BZ_HDR_MAX_END 0x280
+#define BZ_HDR_MAX_END BOOT_SETUP_HDR_END
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16; }
@@ -128,7 +128,12 @@ static int bzimage_load(struct guest_mem *m, const uint8_t *img, size_t len,
 	ki->is_linux = true;
 	bi->proto = BOOT_PROTO_LINUX64;
 	bi->is_linux = true;
+	/* bzimage_check bounded the header at BOOT_SETUP_HDR_END, which
+	 * setup_hdr holds (it was 0x80 bytes, 15 short of that limit: a long
+	 * header overwrote setup_hdr_len; found by fuzz_loader). */
 	bi->setup_hdr_len = BP_JUMP + 2 + (size_t)img[BP_JUMP + 1] - BP_HDR;
+	if (bi->setup_hdr_len > sizeof(bi->setup_hdr))
+		return -EINVAL;
 	memcpy(bi->setup_hdr, img + BP_HDR, bi->setup_hdr_len);
 	bi->initrd_addr_max = rd32(img + BP_INITRD_ADDR_MAX);
 	bi->cmdline_size = rd32(img + BP_CMDLINE_SIZE);

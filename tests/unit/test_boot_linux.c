@@ -101,6 +101,28 @@ START_TEST(bzimage_good)
 }
 END_TEST
 
+/* The longest setup header accepted (ends at 0x280) is carried whole into
+ * the zero page, and nothing next to it in struct boot_image is touched
+ * (the copy once overran a 0x80-byte array; found by fuzz_loader). */
+START_TEST(bzimage_longest_header)
+{
+	struct guest_mem *m = ram();
+	struct kernel_info ki;
+	struct boot_image bi;
+	char err[256];
+
+	make_bzimage();
+	img[BP_JUMP + 1] = 0x7e;           /* header ends at 0x280 */
+	img[0x27f] = 0x5a;
+	ck_assert_int_eq(load(m, sizeof(img), &ki, &bi, err), 0);
+	ck_assert_uint_eq(bi.setup_hdr_len, 0x280 - BP_HDR);
+	ck_assert_uint_eq(bi.cmdline_size, 2047);
+	ck_assert_int_eq(boot_setup(m, &bi, "console=ttyS0", 0, 0, 0, err, 256), 0);
+	ck_assert_uint_eq(m->host[BOOT_ZERO_PAGE_GPA + 0x27f], 0x5a);
+	mem_destroy(m);
+}
+END_TEST
+
 static void expect_err(size_t len, int want, const char *needle)
 {
 	struct guest_mem *m = ram();
@@ -244,6 +266,7 @@ static Suite *boot_suite(void)
 	TCase *tc = tcase_create("bzimage");
 
 	tcase_add_test(tc, bzimage_good);
+	tcase_add_test(tc, bzimage_longest_header);
 	tcase_add_test(tc, bzimage_truncated);
 	tcase_add_test(tc, bzimage_old_protocol);
 	tcase_add_test(tc, bzimage_not_64bit);
