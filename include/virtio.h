@@ -124,6 +124,8 @@ struct virtio_stats {
 	uint64_t kicks;           /* ioeventfd wake-ups */
 	uint64_t interrupts;      /* MSI-X messages sent */
 	uint64_t ring_errors;     /* malformed rings (device set NEEDS_RESET) */
+	uint64_t merged;          /* virtio-blk: requests sent to the kernel
+				   * as part of a larger, merged one */
 };
 
 /* --- devices on the virtio-pci transport ------------------------------ */

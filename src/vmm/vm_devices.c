@@ -72,6 +72,7 @@ static void virtio_stats_provider(void *opaque, struct control_stats *st)
 	control_stats_u64(st, "kicks", v.kicks);
 	control_stats_u64(st, "interrupts", v.interrupts);
 	control_stats_u64(st, "ring-errors", v.ring_errors);
+	control_stats_u64(st, "merged", v.merged);
 }
 
 static void net_stats_provider(void *opaque, struct control_stats *st)

@@ -253,6 +253,77 @@ START_TEST(read_write_flush_id)
 }
 END_TEST
 
+/* n requests of `len` bytes at sectors[i], published together and kicked
+ * once, so the device pops them in one go; descriptors 3i..3i+2, data at
+ * DATA + i * 4 KiB. Returns the used entries seen. */
+static int batch_req(struct drv *d, uint32_t type, const uint64_t *sectors, unsigned int n,
+		     uint32_t len)
+{
+	uint16_t *avail = gp(d, AVAIL, 6 + 2 * QSIZE);
+	int seen = 0;
+
+	ck_assert_uint_le(3 * n, QSIZE);
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t hdr[4] = { type, 0, (uint32_t)sectors[i], (uint32_t)(sectors[i] >> 32) };
+		uint16_t h = (uint16_t)(3 * i);
+
+		memcpy(gp(d, HDR + 16 * i, 16), hdr, 16);
+		*(uint8_t *)gp(d, STATUS + i, 1) = 0xee;
+		set_desc(d, h, HDR + 16 * i, 16, VIRTQ_DESC_F_NEXT, h + 1);
+		set_desc(d, h + 1, DATA + 0x1000ULL * i, len,
+			 VIRTQ_DESC_F_NEXT | (type == 0 ? VIRTQ_DESC_F_WRITE : 0), h + 2);
+		set_desc(d, h + 2, STATUS + i, 1, VIRTQ_DESC_F_WRITE, 0);
+		avail[2 + (d->avail_idx + i) % QSIZE] = h;
+	}
+	d->avail_idx += n;
+	__atomic_store_n(&avail[1], d->avail_idx, __ATOMIC_RELEASE);
+	wr(d, 0x3000, 0, 2);
+	for (unsigned int i = 0; i < n; i++)
+		seen += wait_used(d) >= 1;
+	return seen;
+}
+
+/* Adjacent reads (or writes) popped together go to the kernel as one
+ * operation; each request still gets its own data and status. */
+START_TEST(adjacent_requests_merged)
+{
+	/* out of disk order on purpose; 9 is not adjacent to 3-5, 20 is */
+	static const uint64_t rs[5] = { 5, 3, 9, 4, 20 };
+	static const uint64_t ws[5] = { 41, 40, 42, 43, 44 };
+	struct virtio_stats st;
+	struct drv d;
+	unsigned int i, k;
+
+	env_init(&d, false, false);
+	ck_assert_uint_eq(driver_init(&d, FEATURES), 15);
+	ck_assert_int_eq(batch_req(&d, 0, rs, 5, 512), 5);
+	for (i = 0; i < 5; i++) {
+		const uint8_t *data = gp(&d, DATA + 0x1000ULL * i, 512);
+
+		ck_assert_uint_eq(*(uint8_t *)gp(&d, STATUS + i, 1), 0);
+		for (k = 0; k < 512; k++)
+			ck_assert_uint_eq(data[k], pattern(rs[i] * 512 + k));
+	}
+	virtio_dev_stats(d.vd, &st);
+	ck_assert_uint_eq(st.merged, 3);         /* sectors 3, 4, 5 */
+	ck_assert_uint_eq(st.read_bytes, 5 * 512);
+	/* writes: 40-44 in one operation, each its own bytes */
+	for (i = 0; i < 5; i++)
+		memset(gp(&d, DATA + 0x1000ULL * i, 512), 0xa0 + (int)i, 512);
+	ck_assert_int_eq(batch_req(&d, 1, ws, 5, 512), 5);
+	for (i = 0; i < 5; i++) {
+		ck_assert_uint_eq(*(uint8_t *)gp(&d, STATUS + i, 1), 0);
+		ck_assert_int_eq(file_byte(&d, ws[i] * 512), 0xa0 + (int)i);
+		ck_assert_int_eq(file_byte(&d, ws[i] * 512 + 511), 0xa0 + (int)i);
+	}
+	ck_assert_int_eq(file_byte(&d, 45 * 512), pattern(45 * 512));
+	virtio_dev_stats(d.vd, &st);
+	ck_assert_uint_eq(st.merged, 3 + 5);
+	ck_assert_uint_eq(st.errors, 0);
+	env_fini(&d);
+}
+END_TEST
+
 /* DISCARD and WRITE_ZEROES: header, one {sector, num_sectors, flags}
  * segment, status. */
 static int zero_req(struct drv *d, uint32_t type, uint64_t sector, uint32_t n, uint32_t flags)
@@ -498,6 +569,7 @@ static Suite *suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, read_write_flush_id);
+	tcase_add_test(tc, adjacent_requests_merged);
 	tcase_add_test(tc, discard_write_zeroes);
 	tcase_add_test(tc, out_of_range_and_bad_lengths);
 	tcase_add_test(tc, readonly_refuses_writes);
