@@ -51,6 +51,7 @@ struct config {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t memory;         /* bytes, multiple of 4 KiB */
+	bool thp;                /* --memory ...,thp=on: anonymous RAM, huge pages */
 	unsigned int cpus;
 	enum serial_mode serial;
 	const char *serial_path; /* SERIAL_FILE */

@@ -322,31 +322,32 @@ static int add_page(struct mig_sender *x, uint64_t pg, bool zero)
 	return 0;
 }
 
-/* Is memfd page `pg` inside a hole (never written)? The sender caches the
+/* Is RAM page `pg` inside a hole (never written)? The sender caches the
  * extent around the last page looked up. Only used in the first pass. */
 static bool in_hole(struct mig_sender *x, uint64_t pg)
 {
 	struct mig_ram *r = x->r;
-	off_t off = (off_t)(pg * PAGE), d;
+	uint64_t off = pg * PAGE, start, end;
+	int ret;
 
-	if (off >= x->extent_start && off < x->extent_end)
+	if (off >= (uint64_t)x->extent_start && off < (uint64_t)x->extent_end)
 		return x->extent_hole;
-	x->extent_start = off;
-	d = lseek(r->mem->memfd, off, SEEK_DATA);
-	if (d < 0) {
-		/* ENXIO: no data from here to the end of the file. */
-		x->extent_hole = errno == ENXIO;
-		x->extent_end = x->extent_hole ? (off_t)r->mem->size : off + (off_t)PAGE;
+	x->extent_start = (off_t)off;
+	ret = mem_next_data(r->mem, off, &start, &end);
+	if (ret) {
+		/* ENXIO: no data from here to the end; another error: send
+		 * this page as if it held data (never skip what may). */
+		x->extent_hole = ret == -ENXIO;
+		x->extent_end = x->extent_hole ? (off_t)r->mem->size : (off_t)(off + PAGE);
 		return x->extent_hole;
 	}
-	if (d > off) {
+	if (start > off) {
 		x->extent_hole = true;
-		x->extent_end = d;
+		x->extent_end = (off_t)start;
 		return true;
 	}
-	d = lseek(r->mem->memfd, off, SEEK_HOLE);
 	x->extent_hole = false;
-	x->extent_end = d > off ? d : off + (off_t)PAGE;
+	x->extent_end = (off_t)(end > off ? end : off + PAGE);
 	return false;
 }
 
@@ -427,25 +428,28 @@ int mig_ram_send(struct mig_ram *r, struct mig_stream *s, const atomic_bool *can
 
 uint64_t mig_ram_hash(struct guest_mem *mem)
 {
-	uint64_t h = 0;
-	off_t off = 0, end;
+	uint64_t h = 0, off = 0, start, end, pg;
+	int ret;
 
 	/* Sum over non-zero pages of CRC32C(page) seeded with the page's
-	 * memfd index: zero pages and holes add nothing, so both sides can
-	 * skip holes without reading (and allocating) them. */
-	while (off < (off_t)mem->size) {
-		off = lseek(mem->memfd, off, SEEK_DATA);
-		if (off < 0)
+	 * index in RAM: zero pages and holes add nothing, so both sides can
+	 * skip holes without reading (and allocating) them. If the holes
+	 * cannot be listed, every page is read. */
+	while (off < mem->size) {
+		ret = mem_next_data(mem, off, &start, &end);
+		if (ret == -ENXIO)
 			break;
-		end = lseek(mem->memfd, off, SEEK_HOLE);
-		if (end < 0 || end > (off_t)mem->size)
-			end = (off_t)mem->size;
-		for (; off < end; off += (off_t)PAGE) {
-			const uint8_t *p = mem->host + off;
+		if (ret) {
+			start = off;
+			end = mem->size;
+		}
+		for (pg = start; pg < end; pg += PAGE) {
+			const uint8_t *p = mem->host + pg;
 
 			if (!page_is_zero(p))
-				h += mig_crc32c((uint32_t)((uint64_t)off / PAGE), p, PAGE);
+				h += mig_crc32c((uint32_t)(pg / PAGE), p, PAGE);
 		}
+		off = end;
 	}
 	return h;
 }

@@ -50,9 +50,13 @@ void config_print_run_help(FILE *out)
 		"                        64-bit vmlinux (64-bit Linux boot protocol)\n"
 		"  --initrd PATH         initial ramdisk\n"
 		"  --cmdline STR         kernel command line (at most %d bytes)\n"
-		"  --memory SIZE         guest RAM, e.g. 512M, 4G (default 256M; K/M/G/T are\n"
+		"  --memory SIZE[,thp=on|off]\n"
+		"                        guest RAM, e.g. 512M, 4G (default 256M; K/M/G/T are\n"
 		"                        powers of 1024; from 2M up to 16T). RAM is allocated\n"
-		"                        lazily: only what the guest touches costs host memory\n"
+		"                        lazily: only what the guest touches costs host memory.\n"
+		"                        thp=on: anonymous RAM in transparent huge pages (each\n"
+		"                        touch costs 2 MiB; faster O_DIRECT disks and fewer\n"
+		"                        TLB misses); default off: a shared memfd, 4 KiB pages\n"
 		"  --cpus N              number of vCPUs, 1 to %d (default 1)\n"
 		"  --serial MODE         COM1 console: stdio (default), file=PATH, or none\n"
 		"  --debug-exit PORT[,size=N]\n"
@@ -106,10 +110,33 @@ void config_print_run_help(FILE *out)
 		BOOT_CMDLINE_MAX_LEN, CONFIG_MAX_CPUS, CONFIG_MAX_DISKS, CONFIG_DISK_MAX_QUEUES);
 }
 
+/* SIZE[,thp=on|off] */
 static int parse_memory(const char *arg, struct config *cfg, char *err, size_t errlen)
 {
+	char size[64];
+	const char *comma = strchr(arg, ',');
 	uint64_t v;
-	int ret = parse_size(arg, &v);
+	int ret;
+
+	if (comma) {
+		if (!strcmp(comma + 1, "thp=on")) {
+			cfg->thp = true;
+		} else if (!strcmp(comma + 1, "thp=off")) {
+			cfg->thp = false;
+		} else {
+			snprintf(err, errlen, "--memory %s: unknown option '%s' (thp=on or thp=off)",
+				 arg, comma + 1);
+			return -EINVAL;
+		}
+		if ((size_t)(comma - arg) >= sizeof(size)) {
+			snprintf(err, errlen, "--memory %s is not a size (examples: 512M, 4G)", arg);
+			return -EINVAL;
+		}
+		memcpy(size, arg, (size_t)(comma - arg));
+		size[comma - arg] = '\0';
+		arg = size;
+	}
+	ret = parse_size(arg, &v);
 
 	if (ret == -ERANGE || (ret == 0 && v > MEM_MAX_SIZE)) {
 		snprintf(err, errlen, "--memory %s is more than the maximum of 16T", arg);

@@ -1,4 +1,5 @@
-/* Guest RAM: memfd-backed, lazily populated, with checked translation. */
+/* Guest RAM: memfd-backed (or anonymous with huge pages), lazily populated,
+ * with checked translation. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -8,7 +9,60 @@
 
 #include "mem.h"
 
+#define HUGE_PAGE (2ULL << 20)
+
+/* Private anonymous RAM on a 2 MiB boundary (kernels before 6.7 do not
+ * align large anonymous mappings themselves), advised for huge pages and
+ * left out of fork() children (the teardown child must not copy it). */
+static int map_anon_thp(struct guest_mem *m, uint64_t size)
+{
+	uint8_t *p, *aligned;
+	uint64_t head;
+
+	m->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (m->pagemap_fd < 0)
+		return -errno;
+	p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	aligned = (uint8_t *)ALIGN_UP((uintptr_t)p, HUGE_PAGE);
+	head = (uint64_t)(aligned - p);
+	if (head)
+		munmap(p, head);
+	munmap(aligned + size, HUGE_PAGE - head);
+	m->host = aligned;
+	/* MADV_HUGEPAGE fails only where the kernel has no THP at all; the
+	 * RAM then works with small pages. MADV_DONTFORK must hold. */
+	(void)madvise(m->host, size, MADV_HUGEPAGE);
+	if (madvise(m->host, size, MADV_DONTFORK) < 0) {
+		munmap(m->host, size);
+		return -errno;
+	}
+	return 0;
+}
+
+static int map_memfd(struct guest_mem *m, uint64_t size)
+{
+	m->memfd = memfd_create("skiff-ram", MFD_CLOEXEC);
+	if (m->memfd < 0)
+		return -errno;
+	if (ftruncate(m->memfd, (off_t)size) < 0)
+		return -errno;
+	/* MAP_NORESERVE: a 64 GiB guest that touches 100 MiB costs 100 MiB. */
+	m->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       m->memfd, 0);
+	if (m->host == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
 int mem_create(uint64_t size, struct guest_mem **out)
+{
+	return mem_create_flags(size, 0, out);
+}
+
+int mem_create_flags(uint64_t size, unsigned int flags, struct guest_mem **out)
 {
 	struct guest_mem *m;
 	int ret;
@@ -28,22 +82,10 @@ int mem_create(uint64_t size, struct guest_mem **out)
 		m->nr_regions = 2;
 	}
 
-	m->memfd = memfd_create("skiff-ram", MFD_CLOEXEC);
-	if (m->memfd < 0) {
-		ret = -errno;
-		goto err_free;
-	}
-	if (ftruncate(m->memfd, (off_t)size) < 0) {
-		ret = -errno;
+	m->memfd = m->pagemap_fd = -1;
+	ret = flags & MEM_F_THP ? map_anon_thp(m, size) : map_memfd(m, size);
+	if (ret)
 		goto err_close;
-	}
-	/* MAP_NORESERVE: a 64 GiB guest that touches 100 MiB costs 100 MiB. */
-	m->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-		       m->memfd, 0);
-	if (m->host == MAP_FAILED) {
-		ret = -errno;
-		goto err_close;
-	}
 	/* calloc of this size is served by mmap: zero pages cost nothing until set. */
 	m->dirty_words = (size / MEM_PAGE_SIZE + 63) / 64;
 	m->dirty = calloc(m->dirty_words, sizeof(uint64_t));
@@ -57,8 +99,10 @@ int mem_create(uint64_t size, struct guest_mem **out)
 err_unmap:
 	munmap(m->host, size);
 err_close:
-	close(m->memfd);
-err_free:
+	if (m->memfd >= 0)
+		close(m->memfd);
+	if (m->pagemap_fd >= 0)
+		close(m->pagemap_fd);
 	free(m);
 	return ret;
 }
@@ -69,7 +113,10 @@ void mem_destroy(struct guest_mem *m)
 		return;
 	free(m->dirty);
 	munmap(m->host, m->size);
-	close(m->memfd);
+	if (m->memfd >= 0)
+		close(m->memfd);
+	if (m->pagemap_fd >= 0)
+		close(m->pagemap_fd);
 	free(m);
 }
 
@@ -85,12 +132,71 @@ int mem_reset(struct guest_mem *m)
 		if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 			      (off_t)m->size) < 0)
 			return -errno;
-	} else {
-		memset(m->host, 0, m->size);
+	} else if (madvise(m->host, m->size, MADV_DONTNEED) < 0) {
+		/* private anonymous memory: the same, page tables dropped */
+		return -errno;
 	}
 	/* Every page changed: a migration in flight resends them all. */
 	for (i = 0; i < m->dirty_words; i++)
 		__atomic_store_n(&m->dirty[i], ~0ULL, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* Anonymous RAM: pages present or swapped out, from /proc/self/pagemap
+ * (one 64-bit entry per page: bit 63 present, bit 62 swapped). */
+#define PM_DATA (3ULL << 62)
+#define PM_BATCH 512
+
+static int anon_next_data(struct guest_mem *m, uint64_t pg, uint64_t *start, uint64_t *end)
+{
+	uint64_t npages = m->size / MEM_PAGE_SIZE, e[PM_BATCH], base = (uintptr_t)m->host / MEM_PAGE_SIZE;
+	bool in_data = false;
+
+	while (pg < npages) {
+		uint64_t n = MIN((uint64_t)PM_BATCH, npages - pg), i;
+		ssize_t r = pread(m->pagemap_fd, e, n * 8, (off_t)((base + pg) * 8));
+
+		if (r < 0)
+			return -errno;
+		if ((uint64_t)r < n * 8)
+			return -EIO;
+		for (i = 0; i < n; i++) {
+			bool data = (e[i] & PM_DATA) != 0;
+
+			if (data && !in_data) {
+				in_data = true;
+				*start = (pg + i) * MEM_PAGE_SIZE;
+			} else if (!data && in_data) {
+				*end = (pg + i) * MEM_PAGE_SIZE;
+				return 0;
+			}
+		}
+		pg += n;
+	}
+	if (!in_data)
+		return -ENXIO;
+	*end = m->size;
+	return 0;
+}
+
+int mem_next_data(struct guest_mem *m, uint64_t off, uint64_t *start, uint64_t *end)
+{
+	off_t d, h;
+
+	if (off >= m->size)
+		return -ENXIO;
+	if (m->memfd < 0)
+		return anon_next_data(m, off / MEM_PAGE_SIZE, start, end);
+	d = lseek(m->memfd, (off_t)off, SEEK_DATA);
+	if (d < 0)
+		return -errno;   /* ENXIO: holes to the end */
+	if ((uint64_t)d >= m->size)
+		return -ENXIO;
+	h = lseek(m->memfd, d, SEEK_HOLE);
+	if (h < 0)
+		return -errno;
+	*start = (uint64_t)d;
+	*end = MIN((uint64_t)h, m->size);
 	return 0;
 }
 

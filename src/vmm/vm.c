@@ -99,7 +99,7 @@ static int create_memory(struct vm *vm, char *err, size_t errlen)
 	unsigned int i;
 	int ret;
 
-	ret = mem_create(vm->cfg->memory, &vm->mem);
+	ret = mem_create_flags(vm->cfg->memory, vm->cfg->thp ? MEM_F_THP : 0, &vm->mem);
 	if (ret) {
 		snprintf(err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
 			 (unsigned long long)(vm->cfg->memory / MiB), strerror(-ret));

@@ -199,7 +199,7 @@ def check_dest(dst, last_src_counter):
 
 
 def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=False,
-         net=False):
+         net=False, dst_memory=None):
     port = free_port()
     uri = f"tcp:127.0.0.1:{port}" if uri_kind == "tcp" else "unix:" + os.path.join(work, "m.sock")
     extra, cmdline = [], f"mib={mib} rate={rate}"
@@ -219,7 +219,7 @@ def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=F
         src_extra += ["--net", "tap=skmig0,queues=2"]
         dst_extra += ["--net", "tap=skmig1,queues=2"]
     src = Vm(work, "src", memory, cmdline, src_extra)
-    dst = Vm(work, "dst", memory, cmdline, dst_extra + ["--incoming", uri])
+    dst = Vm(work, "dst", dst_memory or memory, cmdline, dst_extra + ["--incoming", uri])
     try:
         src.wait_sock()
         dst.wait_sock()
@@ -506,6 +506,13 @@ CASES = {
     "with-net": lambda w: live(w, "256M", 32, 50, "unix", net=True),
     "unix-channels-verify": lambda w: live(w, "512M", 128, 100, "unix",
                                            {"channels": 3, "verify": True}),
+    # RAM backings differ on the two sides (huge-page anonymous memory,
+    # whose holes come from /proc/self/pagemap, and a memfd): the verify
+    # hash over all of RAM must agree, with a disk writing in flight.
+    "thp-to-memfd-verify": lambda w: live(w, "512M,thp=on", 128, 100, params={"verify": True},
+                                          disk=True, dst_memory="512M"),
+    "memfd-to-thp-verify": lambda w: live(w, "512M", 128, 100, params={"verify": True},
+                                          dst_memory="512M,thp=on"),
     "snapshot-restore": snapshot,
     "bad-snapshots": faults,
     "kill-destination": lambda w: fault_source_survives(w, "kill-destination"),

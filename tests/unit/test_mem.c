@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mem.h"
@@ -457,6 +459,80 @@ START_TEST(reset_zeroes_ram)
 }
 END_TEST
 
+/* mem_next_data on either backing: untouched RAM is one hole; written
+ * pages are found (alone on the memfd; within their 2 MiB page with THP,
+ * where the kernel may have populated the whole huge page); after a reset
+ * everything is a hole again. */
+static void check_next_data(unsigned int flags)
+{
+	uint64_t size = MEM_HOLE_START + 8 * MiB, start, end;
+	uint64_t a = 5 * MEM_PAGE_SIZE + 12, b = 1000 * MEM_PAGE_SIZE;
+	uint64_t hi = MEM_HOLE_START + 4 * MiB;        /* offset of a high page */
+	uint64_t gran = flags & MEM_F_THP ? 2 * MiB : MEM_PAGE_SIZE;
+	struct guest_mem *m;
+
+	ck_assert_int_eq(mem_create_flags(size, flags, &m), 0);
+	ck_assert_int_eq(mem_next_data(m, 0, &start, &end), -ENXIO);
+	ck_assert_int_eq(mem_write(m, a, "x", 1), 0);
+	ck_assert_int_eq(mem_write(m, b, "y", 1), 0);
+	ck_assert_int_eq(mem_write(m, MEM_4G + 4 * MiB, "z", 1), 0);
+	/* first extent holds a, starts at or before it, within its huge page */
+	ck_assert_int_eq(mem_next_data(m, 0, &start, &end), 0);
+	ck_assert_uint_le(start, a);
+	ck_assert_uint_gt(end, a);
+	ck_assert_uint_ge(start, a / gran * gran);
+	ck_assert_uint_le(end, ALIGN_UP(b + 1, gran));
+	if (!(flags & MEM_F_THP)) {
+		ck_assert_uint_eq(start, 5 * MEM_PAGE_SIZE);
+		ck_assert_uint_eq(end, 6 * MEM_PAGE_SIZE);
+		ck_assert_int_eq(mem_next_data(m, end, &start, &end), 0);
+		ck_assert_uint_eq(start, b);
+		ck_assert_uint_eq(end, b + MEM_PAGE_SIZE);
+	}
+	/* from past the low pages: the high page, at its RAM offset */
+	ck_assert_int_eq(mem_next_data(m, 8 * MiB, &start, &end), 0);
+	ck_assert_uint_le(start, hi);
+	ck_assert_uint_gt(end, hi);
+	ck_assert_uint_ge(start, hi / gran * gran);
+	ck_assert_int_eq(mem_next_data(m, ALIGN_UP(hi + 1, gran), &start, &end), -ENXIO);
+	ck_assert_int_eq(mem_next_data(m, size, &start, &end), -ENXIO);
+	ck_assert_int_eq(mem_reset(m), 0);
+	ck_assert_int_eq(mem_next_data(m, 0, &start, &end), -ENXIO);
+	ck_assert_uint_eq(m->host[a], 0);
+	mem_destroy(m);
+}
+
+START_TEST(next_data_memfd)
+{
+	check_next_data(0);
+}
+END_TEST
+
+/* THP backing: 2 MiB aligned, private, not inherited by fork(), zeroed by
+ * a reset, holes found through /proc/self/pagemap. */
+START_TEST(next_data_thp)
+{
+	struct guest_mem *m;
+	pid_t pid;
+	int st;
+
+	check_next_data(MEM_F_THP);
+	ck_assert_int_eq(mem_create_flags(64 * MiB, MEM_F_THP, &m), 0);
+	ck_assert_int_eq(m->memfd, -1);
+	ck_assert_uint_eq((uintptr_t)m->host % (2 * MiB), 0);
+	m->host[0] = 1;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* MADV_DONTFORK: the child has no mapping there */
+		_exit(msync(m->host, MEM_PAGE_SIZE, MS_ASYNC) == 0 ? 1 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	mem_destroy(m);
+}
+END_TEST
+
 static Suite *mem_suite(void)
 {
 	Suite *s = suite_create("mem");
@@ -491,6 +567,8 @@ static Suite *mem_suite(void)
 	tcase_add_test(rw, mark_dirty_checks_range);
 	tcase_add_test(rw, read_does_not_dirty);
 	tcase_add_test(rw, reset_zeroes_ram);
+	tcase_add_test(rw, next_data_memfd);
+	tcase_add_test(rw, next_data_thp);
 	suite_add_tcase(s, rw);
 	return s;
 }
