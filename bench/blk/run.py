@@ -3,7 +3,8 @@
 
 The same ring-3 driver guest (tests/guests/virtio_bench.elf) keeps `qd`
 requests of `bs` bytes in flight on disk 0, polling the used ring, under
-  - skiff:  --disk path=IMG            (page cache)  and  direct=on
+  - skiff:  --disk path=IMG            (page cache)  and  direct=on,
+            with its default memfd RAM and with --memory 512M,thp=on
   - QEMU:   -M q35 -accel kvm, virtio-blk-pci (modern), aio=io_uring,
             cache=writeback (page cache) and cache=none (O_DIRECT)
 and host `fio --ioengine=io_uring` runs the same pattern on the same file
@@ -64,14 +65,14 @@ def guest_run(cmd, secs):
     return ops, nbytes, t_end - t_start
 
 
-def skiff_cmd(args, w, direct):
+def skiff_cmd(args, w, direct, thp=False):
     _, mode, bs, qd = w
     sectors = args.size_mib * 2048
     disk = f"path={args.image}" + (",direct=on" if direct else "") + args.disk_opts
     return [os.path.join(args.build, "skiff"), "run",
             "--kernel", os.path.join(args.build, "tests/guests/virtio_bench.elf"),
-            "--memory", "512M", "--debug-exit", "0xf4", "--serial", "stdio",
-            "--disk", disk,
+            "--memory", "512M,thp=on" if thp else "512M", "--debug-exit", "0xf4",
+            "--serial", "stdio", "--disk", disk,
             "--cmdline", f"mode={mode} bs={bs} qd={qd} secs={args.secs} sectors={sectors} "
                          f"tsc_khz={args.tsc_khz}"]
 
@@ -145,21 +146,25 @@ def main():
             r = {"workload": w[0], "cache": "direct" if direct else "page cache"}
             for name, fn in [("fio", lambda: fio_run(args, w, direct)),
                              ("skiff", lambda: guest_run(skiff_cmd(args, w, direct), args.secs)),
+                             ("skiff-thp", lambda: guest_run(skiff_cmd(args, w, direct, True),
+                                                             args.secs)),
                              ("qemu", lambda: guest_run(qemu_cmd(args, w, direct), args.secs))]:
                 if name == "qemu" and not args.qemu:
                     continue
                 ops, nbytes, secs = fn()
                 r[name] = (ops / secs, nbytes / secs / 1e6)
-                print(f"{w[0]:20s} {r['cache']:10s} {name:5s} {ops / secs:10.0f} IOPS "
+                print(f"{w[0]:20s} {r['cache']:10s} {name:9s} {ops / secs:10.0f} IOPS "
                       f"{nbytes / secs / 1e6:9.1f} MB/s", file=sys.stderr)
             rows.append(r)
-    hdr = ["workload", "cache", "host fio IOPS", "skiff IOPS", "QEMU IOPS", "skiff MB/s",
-           "skiff/fio", "skiff/QEMU"]
+    hdr = ["workload", "cache", "host fio IOPS", "skiff IOPS", "skiff thp IOPS", "QEMU IOPS",
+           "skiff MB/s", "skiff/fio", "skiff/QEMU", "thp/fio", "thp/QEMU"]
     lines = []
     for r in rows:
-        f, s, q = r["fio"], r["skiff"], r.get("qemu", (float("nan"), 0))
-        lines.append([r["workload"], r["cache"], f"{f[0]:.0f}", f"{s[0]:.0f}", f"{q[0]:.0f}",
-                      f"{s[1]:.1f}", f"{s[0] / f[0]:.2f}", f"{s[0] / q[0]:.2f}"])
+        f, s, t = r["fio"], r["skiff"], r["skiff-thp"]
+        q = r.get("qemu", (float("nan"), 0))
+        lines.append([r["workload"], r["cache"], f"{f[0]:.0f}", f"{s[0]:.0f}", f"{t[0]:.0f}",
+                      f"{q[0]:.0f}", f"{s[1]:.1f}", f"{s[0] / f[0]:.2f}", f"{s[0] / q[0]:.2f}",
+                      f"{t[0] / f[0]:.2f}", f"{t[0] / q[0]:.2f}"])
     if args.markdown:
         print("| " + " | ".join(hdr) + " |")
         print("|" + "---|" * len(hdr))
