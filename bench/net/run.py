@@ -70,7 +70,7 @@ def vmm_cmd(vmm, args, cmdline):
     elf = os.path.join(args.guest_dir, "virtio_net.elf")
     if vmm == "skiff":
         return [args.skiff, "run", "--kernel", elf, "--debug-exit", "0xf4", "--serial", "stdio",
-                "--net", f"tap={TAP},mac={MAC}", "--cmdline", cmdline]
+                "--net", f"tap={TAP},mac={MAC}{args.net_opts}", "--cmdline", cmdline]
     return ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-m", "256M", "-nographic",
             "-nodefaults", "-serial", "stdio", "-no-reboot", "-kernel", elf, "-append", cmdline,
             "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--secs", type=int, default=3)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--net-opts", default="", help="appended to skiff's --net, e.g. ,poll=50")
     args = ap.parse_args()
     in_netns()
     setup_tap()
