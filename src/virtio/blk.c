@@ -352,13 +352,25 @@ static void merge_done(struct ioworker_op *op, int res)
 	}
 }
 
-static int by_type_offset(const void *a, const void *b)
+static bool before(const struct blk_req *x, const struct blk_req *y)
 {
-	const struct blk_req *x = *(struct blk_req *const *)a, *y = *(struct blk_req *const *)b;
+	return x->type != y->type ? x->type < y->type : x->off < y->off;
+}
 
-	if (x->type != y->type)
-		return x->type < y->type ? -1 : 1;
-	return x->off < y->off ? -1 : x->off > y->off;
+/* Insertion sort: linear on the sequential streams merging is for, at
+ * most a queue's worth (256) otherwise. Not qsort(): glibc's asks the
+ * kernel for the machine's memory size (sysinfo) on larger arrays, which
+ * the I/O thread's seccomp filter refuses. */
+static void sort_batch(struct blk_req **v, unsigned int n)
+{
+	for (unsigned int i = 1; i < n; i++) {
+		struct blk_req *r = v[i];
+		unsigned int j = i;
+
+		for (; j > 0 && before(r, v[j - 1]); j--)
+			v[j] = v[j - 1];
+		v[j] = r;
+	}
 }
 
 /* Submits batch[i..j) (adjacent, same type) as one operation. */
@@ -409,8 +421,7 @@ static void flush_batch(struct blk *b)
 	unsigned int n = b->nbatch, i = 0, j;
 
 	b->nbatch = 0;
-	if (n > 1)
-		qsort(b->batch, n, sizeof(b->batch[0]), by_type_offset);
+	sort_batch(b->batch, n);
 	while (i < n) {
 		uint64_t bytes = b->batch[i]->len;
 		unsigned int segs = b->batch[i]->nseg;

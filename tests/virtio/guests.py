@@ -76,6 +76,25 @@ def case_blk_direct_mq():
     blk_case(",direct=on,queues=2,poll=0")
 
 
+def case_deep_queue():
+    """128 random reads in flight and merged sequential reads and writes,
+    under the I/O thread's seccomp filter (a sort of a full queue once
+    called into a system call the filter refuses)."""
+    need_kvm()
+    with tempfile.TemporaryDirectory() as d:
+        img = image(d, "q.img")
+        for mode, bs, qd, opts in (("randread", 4096, 128, ""), ("seqread", 131072, 8, ""),
+                                   ("seqwrite", 131072, 8, ",direct=on")):
+            status, out, err = run(["run", "--kernel", os.path.join(GUEST_DIR, "virtio_bench.elf"),
+                                    "--memory", "512M", "--debug-exit", "0xf4", "--serial", "stdio",
+                                    "--disk", f"path={img}{opts}", "--cmdline",
+                                    f"mode={mode} bs={bs} qd={qd} secs=1 sectors={SECTORS} "
+                                    f"tsc_khz=1000000"])
+            expect("seccomp" not in err, f"{mode}: a thread was stopped by its filter")
+            expect_pass(status, out)
+            expect("BENCH ops=" in out and "BENCH ops=0 " not in out, f"{mode}: no request completed")
+
+
 def case_rng():
     need_kvm()
     status, out, _ = run_guest("virtio_rng", ["--rng"])
