@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "event.h"
 #include "util.h"
@@ -74,6 +75,11 @@ void control_set_status(struct control *c, enum vm_status s);
  * every negotiated client. data_json is the text of a JSON object (or NULL
  * for {}); it is parsed, so a malformed one is logged and sent as {}. */
 void control_emit(struct control *c, const char *name, const char *data_json);
+
+/* Main thread: an event with empty data stamped with `ts` (CLOCK_REALTIME)
+ * rather than the time of sending: STOP and RESUME of a migration carry
+ * the instant the vCPUs were parked or released. */
+void control_emit_at(struct control *c, const char *name, const struct timespec *ts);
 
 /* Any thread (vCPU, I/O worker, main): DEVICE_NEEDS_RESET for `device`
  * with a short reason. Queued under a mutex and handed to the main thread

@@ -49,6 +49,9 @@ void mig_put_u64(struct mig_buf *b, uint64_t v);
 void mig_put_bytes(struct mig_buf *b, const void *p, size_t n);
 /* Reserves n bytes and returns where they go (NULL after an error). */
 void *mig_put_space(struct mig_buf *b, size_t n);
+/* Grows the buffer to hold n more bytes and touches them (faults the pages
+ * in) without changing its length: for buffers filled in the downtime. */
+int MUST_CHECK mig_buf_reserve(struct mig_buf *b, size_t n);
 
 /* A bounds-checked reader over untrusted bytes. A read past the end sets
  * `bad` and returns zeros; the caller checks mig_rd_done() once at the end

@@ -5,7 +5,13 @@ Both VMMs run the same guest (tests/guests/migtest.elf) with 1 GiB of RAM,
 idle or rewriting 64 MiB at 50 or 500 MB/s, and migrate it to a second
 process of their own kind on 127.0.0.1. Both are driven through the same
 QMP client (migrate, query-migrate), so total time, downtime and bytes come
-from each VMM's own query-migrate. Two settings: each VMM's defaults, and
+from each VMM's own query-migrate. The guest's pause is measured the same
+way for both: from the source's STOP event (vCPUs parked) to the
+destination's RESUME event (vCPUs released), both stamped in microseconds
+by the VMMs on the same host clock. Each VMM's own "downtime" is shown
+too, but the two differ in what they cover (QEMU's, in whole ms, ends when
+its source has sent the last byte; skiff's when its destination has loaded
+and resumed the VM and acknowledged it). Two settings: each VMM's defaults, and
 the bandwidth cap lifted (QEMU: max-bandwidth 100 GB/s; skiff's default is
 already unlimited). Runs are alternated (skiff, QEMU, skiff, ...).
 
@@ -44,6 +50,7 @@ def free_port():
 
 
 _events = {}   # socket path -> data of its last MIGRATION event
+_stamps = {}   # socket path -> {event name: its last timestamp, in seconds}
 
 
 class Qmp:
@@ -74,6 +81,10 @@ class Qmp:
             if not line:
                 raise EOFError("QMP connection closed")
             m = json.loads(line)
+            if "event" in m and "timestamp" in m:
+                t = m["timestamp"]
+                _stamps.setdefault(self.path, {})[m["event"]] = (
+                    t["seconds"] + t["microseconds"] / 1e6)
             if m.get("event") == "MIGRATION":
                 _events[self.path] = m.get("data", {})
             if "event" not in m:
@@ -143,6 +154,7 @@ def one_run(kind, args, work, rate, capped, n):
         procs.append(subprocess.Popen(scmd, stdin=devnull, stdout=devnull, stderr=serr))
         procs.append(subprocess.Popen(dcmd, stdin=devnull, stdout=devnull, stderr=derr))
         src = Qmp(ssock)
+        dst = Qmp(dsock)
         deadline = time.monotonic() + 30
         while reports(sout) < 3:        # filled and rewriting
             if time.monotonic() > deadline:
@@ -187,8 +199,15 @@ def one_run(kind, args, work, rate, capped, n):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{kind}: the destination guest does not run")
             time.sleep(0.05)
+        dst.cmd("query-status")          # reads the destination's RESUME
+        stop = _stamps.get(ssock, {}).get("STOP")
+        resume = _stamps.get(dsock, {}).get("RESUME")
+        if stop is None or resume is None:
+            raise RuntimeError(f"{kind}: no STOP event from the source ({stop}) or "
+                               f"RESUME from the destination ({resume})")
         ram = q.get("ram", {})
         return {"total": q.get("total-time", 0), "downtime": q.get("downtime", 0),
+                "pause": (resume - stop) * 1000,
                 "bytes": ram.get("transferred", q.get("transferred", 0))}
     finally:
         for p in procs:
@@ -231,25 +250,31 @@ def main():
         return statistics.median(ok) if ok else None
 
     def fmt(v, unit=""):
-        return "—" if v is None else f"{v:.1f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+        if v is None:
+            return "—"
+        if isinstance(v, float):
+            return f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}"
+        return f"{v}{unit}"
 
-    hdr = ("| guest (1 GiB) | settings | skiff total ms | QEMU total ms | skiff downtime ms | "
-           "QEMU downtime ms | downtime QEMU/skiff | skiff MiB sent | QEMU MiB sent | converged s/q |")
+    hdr = ("| guest (1 GiB) | settings | skiff total ms | QEMU total ms | skiff pause ms | "
+           "QEMU pause ms | pause QEMU/skiff | skiff downtime ms | QEMU downtime ms | "
+           "skiff MiB sent | QEMU MiB sent | converged s/q |")
     print(hdr)
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 12)
     for rate, capped, res in rows:
         st, qt = med(res["skiff"], "total"), med(res["qemu"], "total")
+        sp, qp = med(res["skiff"], "pause"), med(res["qemu"], "pause")
         sd, qd = med(res["skiff"], "downtime"), med(res["qemu"], "downtime")
         sb, qb = med(res["skiff"], "bytes"), med(res["qemu"], "bytes")
-        ratio = f"{qd / sd:.1f}x" if sd and qd else "—"
+        ratio = f"{qp / sp:.1f}x" if sp and qp else "—"
         conv = (f"{sum(1 for r in res['skiff'] if r)}/{len(res['skiff'])} "
                 f"{sum(1 for r in res['qemu'] if r)}/{len(res['qemu'])}")
         name = "idle" if rate == 0 else f"64 MiB at {rate} MB/s"
+        fl = lambda v: fmt(float(v) if v is not None else None)
         print(f"| {name} | {'default' if capped else 'uncapped'} | {fmt(st)} | {fmt(qt)} | "
-              f"{fmt(float(sd) if sd is not None else None)} | "
-              f"{fmt(float(qd) if qd is not None else None)} | {ratio} | "
+              f"{fmt(sp and round(sp, 2))} | {fmt(qp and round(qp, 2))} | {ratio} | "
+              f"{fl(sd)} | {fl(qd)} | "
               f"{fmt(sb / 2**20 if sb else None)} | {fmt(qb / 2**20 if qb else None)} | {conv} |")
-
 
 if __name__ == "__main__":
     main()

@@ -59,6 +59,20 @@ void *mig_put_space(struct mig_buf *b, size_t n)
 	return p;
 }
 
+int mig_buf_reserve(struct mig_buf *b, size_t n)
+{
+	size_t len = b->len;
+	uint8_t *p = mig_put_space(b, n);
+
+	if (!p)
+		return b->err ? b->err : -ENOMEM;
+	/* Touch it now: a page fault costs microseconds, and the buffers
+	 * reserved this way are filled inside the downtime. */
+	memset(p, 0, n);
+	b->len = len;
+	return 0;
+}
+
 void mig_put_bytes(struct mig_buf *b, const void *p, size_t n)
 {
 	void *dst = mig_put_space(b, n);

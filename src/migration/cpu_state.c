@@ -71,13 +71,11 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	struct kvm_lapic_state lapic;
 	struct kvm_vcpu_events ev;
 	struct kvm_debugregs dbg;
-	struct kvm_msrs *msrs = NULL;
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} deadline = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC_DEADLINE };
+	struct kvm_msrs *msrs = NULL, *all;
+	uint32_t nr;
+	size_t at;
 	int xsize, ret;
-	void *xsave = NULL;
+	void *xsave;
 
 	mig_put_u32(out, VCPU_REC_VERSION);
 	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
@@ -86,18 +84,21 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	xsize = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	if (xsize < (int)sizeof(struct kvm_xsave))
 		xsize = sizeof(struct kvm_xsave);
-	xsave = calloc(1, (size_t)xsize);
+	/* Straight into the record (the buffer is faulted in beforehand):
+	 * this runs in the downtime. */
+	at = out->len;
+	mig_put_u32(out, SEC_XSAVE);
+	mig_put_u32(out, (uint32_t)xsize);
+	xsave = mig_put_space(out, (size_t)xsize);
 	if (!xsave)
-		return -ENOMEM;
-	if (ioctl(v->fd, KVM_GET_XSAVE2, xsave) == 0 || ioctl(v->fd, KVM_GET_XSAVE, xsave) == 0) {
-		put_sec(out, SEC_XSAVE, xsave, (size_t)xsize);
-	} else {
+		return out->err;
+	memset(xsave, 0, (size_t)xsize);
+	if (ioctl(v->fd, KVM_GET_XSAVE2, xsave) < 0 && ioctl(v->fd, KVM_GET_XSAVE, xsave) < 0) {
 		struct kvm_fpu fpu;
 
-		if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0) {
-			ret = -errno;
-			goto out;
-		}
+		out->len = at;
+		if (ioctl(v->fd, KVM_GET_FPU, &fpu) < 0)
+			return -errno;
 		put_sec(out, SEC_FPU, &fpu, sizeof(fpu));
 	}
 	/* A host without XSAVE reports no XCR (and refuses to set any). */
@@ -106,52 +107,57 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	if (ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0) {
 		struct kvm_sregs2 sregs2;
 
-		if (ioctl(v->fd, KVM_GET_SREGS2, &sregs2) < 0) {
-			ret = -errno;
-			goto out;
-		}
+		if (ioctl(v->fd, KVM_GET_SREGS2, &sregs2) < 0)
+			return -errno;
 		put_sec(out, SEC_SREGS2, &sregs2, sizeof(sregs2));
 	} else {
-		if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
-			ret = -errno;
-			goto out;
-		}
+		if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+			return -errno;
 		put_sec(out, SEC_SREGS, &sregs, sizeof(sregs));
 	}
 	/* Usually probed by the vCPU thread itself while the guest still ran
 	 * (vcpu_request_saved_msrs at the start of the migration): then only
-	 * the one KVM_GET_MSRS below is in the downtime. */
+	 * the one KVM_GET_MSRS below is in the downtime. The TSC deadline
+	 * rides last in the same call (KVM stops at the first MSR it
+	 * refuses) but has its own section: it is loaded after the LAPIC. */
 	ret = vcpu_saved_msrs(v, &msrs);
 	if (ret)
-		goto out;
-	if (ioctl(v->fd, KVM_GET_MSRS, msrs) != (int)msrs->nmsrs) {
-		ret = -EIO;
-		goto out;
+		return ret;
+	nr = msrs->nmsrs;
+	all = realloc(msrs, sizeof(*msrs) + (nr + 1) * sizeof(msrs->entries[0]));
+	if (!all) {
+		free(msrs);
+		return -ENOMEM;
+	}
+	all->entries[nr] = (struct kvm_msr_entry){ .index = MSR_IA32_TSC_DEADLINE };
+	all->nmsrs = nr + 1;
+	ret = ioctl(v->fd, KVM_GET_MSRS, all);
+	if (ret < (int)nr) {
+		free(all);
+		return -EIO;
 	}
 	mig_put_u32(out, SEC_MSRS);
-	mig_put_u32(out, 4 + 16 * msrs->nmsrs);
-	mig_put_u32(out, msrs->nmsrs);
-	for (uint32_t i = 0; i < msrs->nmsrs; i++) {
-		mig_put_u32(out, msrs->entries[i].index);
+	mig_put_u32(out, 4 + 16 * nr);
+	mig_put_u32(out, nr);
+	for (uint32_t i = 0; i < nr; i++) {
+		mig_put_u32(out, all->entries[i].index);
 		mig_put_u32(out, 0);
-		mig_put_u64(out, msrs->entries[i].data);
+		mig_put_u64(out, all->entries[i].data);
 	}
 	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0 ||
 	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ioctl(v->fd, KVM_GET_DEBUGREGS, &dbg) < 0) {
 		ret = -errno;
-		goto out;
+		free(all);
+		return ret;
 	}
 	put_sec(out, SEC_MPSTATE, &mp, sizeof(mp));
 	put_sec(out, SEC_LAPIC, &lapic, sizeof(lapic));
-	if (ioctl(v->fd, KVM_GET_MSRS, &deadline) == 1)
-		put_sec(out, SEC_DEADLINE, &deadline.e.data, sizeof(deadline.e.data));
+	if (ret == (int)nr + 1)
+		put_sec(out, SEC_DEADLINE, &all->entries[nr].data, sizeof(all->entries[nr].data));
 	put_sec(out, SEC_EVENTS, &ev, sizeof(ev));
 	put_sec(out, SEC_DEBUGREGS, &dbg, sizeof(dbg));
-	ret = out->err;
-out:
-	free(msrs);
-	free(xsave);
-	return ret;
+	free(all);
+	return out->err;
 }
 
 /* Fixed-size section: the payload must be exactly `size` bytes. */

@@ -107,9 +107,25 @@ static size_t max_state(struct vm *vm)
 	return m;
 }
 
+/* Room for the tree: header, strings and node names, then each state with
+ * its property header. Too small only costs a retry (doubled). */
+static size_t tree_size(struct vm *vm)
+{
+	struct dev_entry e[MAX_DEVICES];
+	unsigned int n = devices(vm, e);
+	size_t size = 512;
+
+	for (unsigned int i = 0; i < n; i++)
+		size += 64 + (e[i].kind == DEV_VIRTIO ? virtio_dev_state_size(e[i].vd) :
+			      e[i].kind == DEV_GED ? ACPI_GED_STATE_SIZE : SERIAL_STATE_MAX);
+	return size;
+}
+
 int mig_devices_save(struct vm *vm, struct mig_buf *out)
 {
-	size_t size = 64 * 1024;
+	/* Sized to fit: libfdt zeroes the whole buffer, and this runs in the
+	 * downtime (a 64 KiB guess cost ~40 us of zeroing and faults). */
+	size_t size = tree_size(vm);
 	uint8_t *tmp = malloc(max_state(vm));
 	int ret = -ENOMEM;
 

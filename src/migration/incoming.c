@@ -468,6 +468,11 @@ void *mig_incoming_thread(void *arg)
 	atomic_store(&m->fd[0], fd);
 	mig_stream_init(&s, fd);
 	ret = load_stream(m, &s, lfd, err, sizeof(err));
+	/* Running before the acknowledgement (see mig_request_resume). */
+	if (!ret && !mig_request_resume(m)) {
+		ret = -ECANCELED;
+		snprintf(err, sizeof(err), "the destination is stopping");
+	}
 	if (m->uri.kind != MIG_URI_FILE)
 		send_ack(fd, ret, err);
 	pthread_mutex_lock(&m->lock);

@@ -75,6 +75,24 @@ bool mig_request_pause(struct migration *m)
 	return ok;
 }
 
+bool mig_request_resume(struct migration *m)
+{
+	bool ok;
+
+	pthread_mutex_lock(&m->lock);
+	m->resume_req = true;
+	m->resume_done = false;
+	m->resume_ok = false;
+	pthread_mutex_unlock(&m->lock);
+	mig_wake_main(m);
+	pthread_mutex_lock(&m->lock);
+	while (!m->resume_done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	ok = m->resume_ok;
+	pthread_mutex_unlock(&m->lock);
+	return ok;
+}
+
 void mig_finish(struct migration *m, int result, const char *error)
 {
 	pthread_mutex_lock(&m->lock);
@@ -109,8 +127,11 @@ static void emit_status(struct migration *m, enum mig_status s)
 	control_emit(m->vm->control, "MIGRATION", data);
 }
 
-/* Main thread: parks the vCPUs and pauses the virtio devices. */
-static bool main_pause(struct migration *m)
+/* Main thread: parks the vCPUs and pauses the virtio devices. When the
+ * VM was running, *stopped gets the time its vCPUs were all parked: the
+ * caller emits STOP with it once the migration thread is released (the
+ * event is not built inside the downtime). */
+static bool main_pause(struct migration *m, struct timespec *stopped)
 {
 	struct vm *vm = m->vm;
 
@@ -119,6 +140,8 @@ static bool main_pause(struct migration *m)
 	m->was_paused = vm->paused;
 	if (vm_pause(vm))
 		return false;
+	if (!m->was_paused)
+		clock_gettime(CLOCK_REALTIME, stopped);
 	vm_devices_pause(vm);
 	m->vm_paused_by_us = true;
 	control_set_status(vm->control, m->incoming ? VM_STATUS_INMIGRATE :
@@ -126,16 +149,42 @@ static bool main_pause(struct migration *m)
 	return true;
 }
 
-static void main_resume(struct migration *m)
+/* Lets a migration thread waiting in mig_request_resume() go on. */
+static void release_resume(struct migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->resume_ok = true;
+	m->resume_done = true;
+	m->resume_req = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Main thread: resumes the devices and (unless `stop` had paused it) the
+ * vCPUs. With release, the waiting migration thread is let go just before
+ * the vCPUs: its acknowledgement travels while they start, and once
+ * released a vCPU thread may hold this CPU for a scheduler tick. */
+static void main_resume(struct migration *m, bool release)
 {
 	struct vm *vm = m->vm;
+	struct timespec now;
 
-	if (!m->vm_paused_by_us)
+	if (!m->vm_paused_by_us) {
+		if (release)
+			release_resume(m);
 		return;
+	}
 	m->vm_paused_by_us = false;
 	vm_devices_resume(vm);
-	if (!m->was_paused)
+	/* The guest's pause ends as the vCPUs are released (on a
+	 * destination: the end of its downtime). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (release)
+		release_resume(m);
+	if (!m->was_paused) {
 		vm_resume(vm);
+		control_emit_at(vm->control, "RESUME", &now);
+	}
 	control_set_status(vm->control, VM_STATUS_AUTO);
 }
 
@@ -158,7 +207,7 @@ static void main_finished(struct migration *m)
 	if (m->incoming) {
 		if (result == 0) {
 			m->was_paused = false;
-			main_resume(m);
+			main_resume(m, false);
 			log_info("migration: VM received from %s and running", m->uri.text);
 		} else {
 			log_err("incoming migration failed: %s", m->info.error);
@@ -180,7 +229,7 @@ static void main_finished(struct migration *m)
 	if (result)
 		log_warn("migration to %s %s: %s; the VM runs on here", m->uri.text,
 			 st == MIG_S_CANCELLED ? "cancelled" : "failed", m->info.error);
-	main_resume(m);
+	main_resume(m, false);
 }
 
 static void on_wake(void *opaque, uint32_t events)
@@ -189,7 +238,8 @@ static void on_wake(void *opaque, uint32_t events)
 	enum mig_status log[MIG_STATUS_LOG];
 	unsigned int n;
 	uint64_t v;
-	bool pause, finished;
+	struct timespec stopped = { 0 };
+	bool pause, resume, finished;
 
 	(void)events;
 	if (read(m->wake_fd, &v, sizeof(v)) < 0) {
@@ -200,13 +250,16 @@ static void on_wake(void *opaque, uint32_t events)
 	memcpy(log, m->status_log, sizeof(log[0]) * n);
 	m->status_log_len = 0;
 	pause = m->pause_req && !m->pause_done;
+	resume = m->resume_req && !m->resume_done;
 	finished = m->finished && m->thread_running;
 	pthread_mutex_unlock(&m->lock);
-	for (unsigned int i = 0; i < n; i++)
-		emit_status(m, log[i]);
+	/* The migration thread waits for a pause and the guest for a resume:
+	 * both go before any event is built. */
 	if (pause) {
-		bool ok = main_pause(m);
+		bool ok = main_pause(m, &stopped);
 
+		if (!ok)
+			stopped.tv_sec = 0;
 		pthread_mutex_lock(&m->lock);
 		m->pause_ok = ok;
 		m->pause_done = true;
@@ -214,6 +267,14 @@ static void on_wake(void *opaque, uint32_t events)
 		pthread_cond_broadcast(&m->cond);
 		pthread_mutex_unlock(&m->lock);
 	}
+	if (resume) {
+		m->was_paused = false;
+		main_resume(m, true);
+	}
+	for (unsigned int i = 0; i < n; i++)
+		emit_status(m, log[i]);
+	if (pause && stopped.tv_sec)
+		control_emit_at(m->vm->control, "STOP", &stopped);
 	if (finished)
 		main_finished(m);
 }
@@ -284,8 +345,11 @@ void migration_vm_stopping(struct migration *m)
 	if (m->pause_req && !m->pause_done) {
 		m->pause_ok = false;
 		m->pause_done = true;
-		pthread_cond_broadcast(&m->cond);
 	}
+	/* Nor will it resume a loaded destination: skiff is ending. */
+	if (m->resume_req && !m->resume_done)
+		m->resume_done = true;
+	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread_running) {
 		pthread_join(m->thread, NULL);
@@ -319,6 +383,7 @@ static int start_thread(struct migration *m, void *(*fn)(void *), char *err, siz
 	m->finished = false;
 	m->result = 0;
 	m->pause_req = m->pause_done = false;
+	m->resume_req = m->resume_done = false;
 	m->status_log_len = 0;
 	pthread_mutex_unlock(&m->lock);
 	m->t_start_ns = mig_now_ns();

@@ -45,6 +45,12 @@ struct migration {
 	 * pause_done; the main thread parks the vCPUs and pauses the
 	 * virtio devices, then sets pause_ok and pause_done. */
 	bool pause_req, pause_done, pause_ok;
+	/* Destination: the stream is loaded; the thread sets resume_req and
+	 * waits for resume_done while the main thread resumes the VM, then
+	 * acknowledges and tears down (neither is in the guest's pause, and
+	 * the source, which exits on the ack, does not compete for a CPU
+	 * with the resume). */
+	bool resume_req, resume_done, resume_ok;
 	bool vm_paused_by_us;        /* main thread: we paused it, we resume it */
 	bool was_paused;             /* main thread: paused by `stop` before */
 	bool finished;               /* the thread is done: join it */
@@ -61,6 +67,10 @@ void mig_set_status(struct migration *m, enum mig_status s);
 /* Migration thread: asks the main thread to park the vCPUs and pause the
  * devices; false if it refused (the VM is exiting or was cancelled). */
 bool mig_request_pause(struct migration *m);
+/* Migration thread of a destination: the VM is loaded, let it run now;
+ * returns once the main thread has resumed it (main_finished() later
+ * finds it running), false if skiff is ending instead. */
+bool MUST_CHECK mig_request_resume(struct migration *m);
 /* Migration thread: the last thing it does. */
 void mig_finish(struct migration *m, int result, const char *error);
 void mig_wake_main(struct migration *m);

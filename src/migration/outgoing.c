@@ -117,6 +117,8 @@ static void update_info(struct migration *m, uint64_t sent, const struct mig_ram
 	pthread_mutex_unlock(&m->lock);
 }
 
+#define MIG_STATE_BUF (64u << 10)
+
 static int put_state(struct migration *m, struct mig_stream *s, struct mig_buf *b,
 		     char *err, size_t errlen)
 {
@@ -369,6 +371,13 @@ void *mig_outgoing_thread(void *arg)
 		ret = mig_stream_put(&s[0], MIG_REC_CONFIG, b.data, b.len);
 	if (ret) {
 		snprintf(err, sizeof(err), "sending the header: %s", strerror(-ret));
+		goto out_ram;
+	}
+	/* The state records are built in the downtime: their buffer is
+	 * faulted in now (a vCPU record is ~7 KiB, the device tree less). */
+	ret = mig_buf_reserve(&b, MIG_STATE_BUF);
+	if (ret) {
+		snprintf(err, sizeof(err), "out of memory for the state buffer");
 		goto out_ram;
 	}
 	for (; nr_open < n; nr_open++) {

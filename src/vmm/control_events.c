@@ -83,6 +83,12 @@ void control_emit(struct control *c, const char *name, const char *data_json)
 	control_emit_obj(c, name, data, NULL);
 }
 
+void control_emit_at(struct control *c, const char *name, const struct timespec *ts)
+{
+	if (c)
+		control_emit_obj(c, name, NULL, ts);
+}
+
 void control_device_needs_reset(struct control *c, const char *device, const char *reason)
 {
 	uint64_t one = 1;

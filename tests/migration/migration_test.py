@@ -237,7 +237,9 @@ def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=F
             expect(p.returncode == 0, f"skiff ctl migrate exited {p.returncode}")
             expect(b"migration completed" in p.stderr, "no summary from skiff ctl")
         else:
-            r = src.cmd("migrate", {"uri": uri})
+            # Clients that stay for the STOP and RESUME events.
+            src_ev, dst_ev = src.qmp(), dst.qmp()
+            r = src_ev.cmd("migrate", {"uri": uri})
             expect(r == {"return": {}}, f"migrate: {r}")
         last = src.counters()
         rc = src.wait_exit(180)
@@ -250,6 +252,12 @@ def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=F
         q = dst.cmd("query-migrate")["return"]
         expect(q.get("status") == "completed", f"destination query-migrate {q}")
         expect(dst.cmd("query-status")["return"]["status"] == "running", "destination not running")
+        if not ctl:
+            stop, resume = src_ev.event("STOP", 10), dst_ev.event("RESUME", 10)
+            ts = lambda e: e["timestamp"]["seconds"] + e["timestamp"]["microseconds"] / 1e6
+            pause = ts(resume) - ts(stop)
+            print(f"guest pause (source STOP to destination RESUME): {pause * 1000:.3f} ms")
+            expect(0 <= pause < 60, f"RESUME ({ts(resume)}) not after STOP ({ts(stop)})")
         if rate:
             expect(after["counter"] > last["counter"], "the counter does not move on the destination")
         check_dest(dst, last["counter"])
