@@ -97,6 +97,9 @@ def fio_run(args, w, direct):
     cmd = ["fio", "--name=bench", f"--filename={args.image}", "--ioengine=io_uring",
            f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}", f"--runtime={args.secs}",
            "--time_based", f"--direct={1 if direct else 0}", "--output-format=json",
+           # fio drops the file's pages before a buffered job by default:
+           # its page-cache rows would then start from the disk.
+           "--invalidate=0",
            f"--size={args.size_mib}M", "--randrepeat=0", "--norandommap"]
     out = json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout)
     job = out["jobs"][0]
