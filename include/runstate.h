@@ -65,8 +65,10 @@ bool runstate_request_exit(struct runstate *rs, int status, const char *reason);
 void runstate_pause_begin(struct runstate *rs);
 bool runstate_pause_wait(struct runstate *rs, unsigned int n);
 void runstate_resume(struct runstate *rs);
-/* vCPU thread: parks while a pause is requested and the VM is not exiting. */
-void runstate_park(struct runstate *rs);
+/* vCPU thread: parks while a pause is requested and the VM is not exiting.
+ * `work` (may be NULL) runs once right after the thread counts as parked,
+ * outside the lock: the pause it completes is not delayed by it. */
+void runstate_park(struct runstate *rs, void (*work)(void *), void *arg);
 static inline bool runstate_pause_requested(struct runstate *rs)
 {
 	return atomic_load_explicit(&rs->pause_requested, memory_order_acquire);

@@ -29,6 +29,9 @@ struct vcpu_ctx {
 	const struct sandbox *sandbox; /* vCPU threads' seccomp filter, NULL: none */
 };
 
+struct vcpu;
+typedef void (*vcpu_park_fn)(struct vcpu *v, void *arg);
+
 struct vcpu {
 	unsigned int index;       /* also the APIC ID */
 	int fd;
@@ -43,6 +46,10 @@ struct vcpu {
 	atomic_bool msr_req;
 	_Atomic(struct kvm_msrs *) saved_msrs;
 	uint64_t apic_base0;            /* IA32_APIC_BASE at power-on */
+	/* One piece of work for the vCPU thread at its next park (see
+	 * vcpu_on_next_park); the pointer is the claim. */
+	_Atomic(vcpu_park_fn) park_fn;
+	void *park_arg;
 };
 
 /* How vCPUs start: the BSP (index 0) at the PVH 32-bit entry, or with
@@ -75,6 +82,15 @@ void vcpu_request_saved_msrs(struct vcpu *v);
 /* Any thread, the vCPU parked or its thread asked above: a copy (caller
  * frees) of that MSR list, probed here if the vCPU thread has not. */
 int MUST_CHECK vcpu_saved_msrs(struct vcpu *v, struct kvm_msrs **out);
+/* Migration thread, before it asks for a pause: fn(v, arg) runs once on the
+ * vCPU's own thread right after it parks (a migration saves each vCPU's
+ * state there, in parallel with its own work). The work is claimed by
+ * whoever swaps the pointer out first: vcpu_claim_park() returns fn when
+ * the vCPU thread has not taken it (it never parked again, or was parked
+ * already by `stop`): then the caller runs it itself; NULL when the vCPU
+ * thread has it (the caller waits for the work's own completion signal). */
+void vcpu_on_next_park(struct vcpu *v, vcpu_park_fn fn, void *arg);
+vcpu_park_fn vcpu_claim_park(struct vcpu *v);
 
 int MUST_CHECK vcpu_create(const struct vcpu_ctx *ctx, unsigned int index,
 			   const struct vcpu_boot *boot, struct vcpu **out);

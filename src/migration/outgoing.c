@@ -118,9 +118,57 @@ static void update_info(struct migration *m, uint64_t sent, const struct mig_ram
 }
 
 #define MIG_STATE_BUF (64u << 10)
+#define MIG_VCPU_BUF (16u << 10)
+
+/* One vCPU's state record, saved by the vCPU's own thread as it parks for
+ * the final phase (in parallel with the last RAM pages and the VM state
+ * here), or by the migration thread when the vCPU thread did not take the
+ * work. `done` and `ret` are under m->lock. */
+struct vcpu_save {
+	struct migration *m;
+	struct mig_buf buf;
+	int ret;
+	bool done;
+};
+
+/* vCPU thread (parked) or migration thread. */
+static void save_vcpu(struct vcpu *v, void *arg)
+{
+	struct vcpu_save *vs = arg;
+	int ret;
+
+	mig_buf_reset(&vs->buf);
+	mig_put_u32(&vs->buf, v->index);
+	ret = mig_vcpu_save(v, &vs->buf);
+	pthread_mutex_lock(&vs->m->lock);
+	vs->ret = ret ? ret : vs->buf.err;
+	vs->done = true;
+	pthread_cond_broadcast(&vs->m->cond);
+	pthread_mutex_unlock(&vs->m->lock);
+}
+
+/* Migration thread: the record of vCPU v once it exists. With run, work
+ * the vCPU thread never took is done here; without, it is withdrawn
+ * (teardown: vs must not be used by anyone after this returns). */
+static int settle_vcpu(struct migration *m, struct vcpu *v, struct vcpu_save *vs, bool run)
+{
+	vcpu_park_fn fn = vcpu_claim_park(v);
+	int ret;
+
+	if (fn && !run)
+		return -ECANCELED;
+	if (fn)
+		fn(v, vs);
+	pthread_mutex_lock(&m->lock);
+	while (!vs->done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	ret = vs->ret;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
 
 static int put_state(struct migration *m, struct mig_stream *s, struct mig_buf *b,
-		     char *err, size_t errlen)
+		     struct vcpu_save *vs, char *err, size_t errlen)
 {
 	struct vm *vm = m->vm;
 	int ret;
@@ -137,16 +185,12 @@ static int put_state(struct migration *m, struct mig_stream *s, struct mig_buf *
 	if (ret)
 		goto io;
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		mig_buf_reset(b);
-		mig_put_u32(b, i);
-		ret = mig_vcpu_save(vm->vcpus[i], b);
-		if (!ret)
-			ret = b->err;
+		ret = settle_vcpu(m, vm->vcpus[i], &vs[i], true);
 		if (ret) {
 			snprintf(err, errlen, "saving vCPU %u: %s", i, strerror(-ret));
 			return ret;
 		}
-		ret = mig_stream_put(s, MIG_REC_VCPU, b->data, b->len);
+		ret = mig_stream_put(s, MIG_REC_VCPU, vs[i].buf.data, vs[i].buf.len);
 		if (ret)
 			goto io;
 	}
@@ -328,6 +372,8 @@ void *mig_outgoing_thread(void *arg)
 	struct mig_sender x[MIG_MAX_CHANNELS];
 	struct mig_ram r;
 	struct mig_buf b;
+	struct vcpu_save *vs = NULL;
+	bool vs_armed = false;
 	char err[256] = "", tmp[4200] = "";
 	uint64_t iter = 0, bw = 0, dirty_rate = 0, t0, t1, sent0, verify_hash = 0;
 	uint64_t prev_dirty = UINT64_MAX, t_parked = 0, t_ram = 0, t_state = 0, last_pages = 0;
@@ -376,8 +422,15 @@ void *mig_outgoing_thread(void *arg)
 	/* The state records are built in the downtime: their buffer is
 	 * faulted in now (a vCPU record is ~7 KiB, the device tree less). */
 	ret = mig_buf_reserve(&b, MIG_STATE_BUF);
-	if (ret) {
-		snprintf(err, sizeof(err), "out of memory for the state buffer");
+	vs = calloc(vm->nr_vcpus, sizeof(*vs));
+	for (unsigned int i = 0; !ret && vs && i < vm->nr_vcpus; i++) {
+		vs[i].m = m;
+		mig_buf_init(&vs[i].buf);
+		ret = mig_buf_reserve(&vs[i].buf, MIG_VCPU_BUF);
+	}
+	if (ret || !vs) {
+		ret = -ENOMEM;
+		snprintf(err, sizeof(err), "out of memory for the state buffers");
 		goto out_ram;
 	}
 	for (; nr_open < n; nr_open++) {
@@ -477,6 +530,10 @@ void *mig_outgoing_thread(void *arg)
 	/* Final phase: the VM stops here. Downtime starts when we ask for
 	 * the pause: parking the vCPUs is part of it. */
 	m->t_pause_ns = mig_now_ns();
+	/* Each vCPU thread saves its own state as it parks. */
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_on_next_park(vm->vcpus[i], save_vcpu, &vs[i]);
+	vs_armed = true;
 	if (!mig_request_pause(m)) {
 		ret = -ECANCELED;
 		snprintf(err, sizeof(err), "the VM is stopping");
@@ -502,7 +559,7 @@ void *mig_outgoing_thread(void *arg)
 	if (ret)
 		goto ram_err;
 	t_ram = mig_now_ns();
-	ret = put_state(m, &s[0], &b, err, sizeof(err));
+	ret = put_state(m, &s[0], &b, vs, err, sizeof(err));
 	if (ret)
 		goto out_log;
 	t_state = mig_now_ns();
@@ -569,6 +626,12 @@ out_streams:
 	if (tmp[0])
 		unlink(tmp);
 out:
+	/* No vCPU thread may still write into vs (a failed pause or save). */
+	for (unsigned int i = 0; vs_armed && i < vm->nr_vcpus; i++)
+		(void)settle_vcpu(m, vm->vcpus[i], &vs[i], false);
+	for (unsigned int i = 0; vs && i < vm->nr_vcpus; i++)
+		mig_buf_free(&vs[i].buf);
+	free(vs);
 	mig_buf_free(&b);
 	if (ret == -ECANCELED || atomic_load(&m->cancel))
 		snprintf(err, sizeof(err), "cancelled");

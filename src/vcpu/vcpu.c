@@ -374,6 +374,28 @@ void vcpu_request_saved_msrs(struct vcpu *v)
 	vcpu_kick(v);
 }
 
+void vcpu_on_next_park(struct vcpu *v, vcpu_park_fn fn, void *arg)
+{
+	v->park_arg = arg;
+	/* Release: park_arg is set before the vCPU thread can see fn. */
+	atomic_store_explicit(&v->park_fn, fn, memory_order_release);
+}
+
+vcpu_park_fn vcpu_claim_park(struct vcpu *v)
+{
+	return atomic_exchange_explicit(&v->park_fn, NULL, memory_order_acq_rel);
+}
+
+/* vCPU thread, counted as parked: the work left by vcpu_on_next_park. */
+static void park_work(void *arg)
+{
+	struct vcpu *v = arg;
+	vcpu_park_fn fn = vcpu_claim_park(v);
+
+	if (fn)
+		fn(v, v->park_arg);
+}
+
 int vcpu_saved_msrs(struct vcpu *v, struct kvm_msrs **out)
 {
 	struct kvm_msrs *m;
@@ -574,7 +596,7 @@ static void *vcpu_thread(void *arg)
 
 	while (!runstate_exiting(v->ctx->rs)) {
 		if (runstate_pause_requested(v->ctx->rs)) {
-			runstate_park(v->ctx->rs);
+			runstate_park(v->ctx->rs, park_work, v);
 			/* The kick that brought us here set immediate_exit; clear it
 			 * so KVM_RUN runs the guest again. A new kick after this
 			 * store sets it again, so no request is lost. */

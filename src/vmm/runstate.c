@@ -65,11 +65,16 @@ void runstate_resume(struct runstate *rs)
 	pthread_mutex_unlock(&rs->lock);
 }
 
-void runstate_park(struct runstate *rs)
+void runstate_park(struct runstate *rs, void (*work)(void *), void *arg)
 {
 	pthread_mutex_lock(&rs->lock);
 	rs->parked++;
 	pthread_cond_broadcast(&rs->cond);
+	if (work) {
+		pthread_mutex_unlock(&rs->lock);
+		work(arg);
+		pthread_mutex_lock(&rs->lock);
+	}
 	while (runstate_pause_requested(rs) && !runstate_exiting(rs))
 		pthread_cond_wait(&rs->cond, &rs->lock);
 	rs->parked--;

@@ -266,17 +266,26 @@ def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=F
         dst.kill()
 
 
-def snapshot(work):
+def snapshot(work, stopped=False):
+    """With stopped, the VM is stopped (`stop`) before the snapshot: its
+    vCPU threads are parked already, so the migration thread saves their
+    state itself; the VM stays stopped until `cont`."""
     snap = os.path.join(work, "snap")
     src = Vm(work, "src", "256M", "mib=64 rate=20")
     try:
         src.wait_sock()
         src.wait_line("MIG READY", 60)
         src.wait_reports(2)
+        if stopped:
+            expect(src.cmd("stop") == {"return": {}}, "stop")
         expect(src.cmd("migrate", {"uri": "file:" + snap}) == {"return": {}}, "migrate file:")
         r = migrate_status(src)
         expect(r["status"] == "completed", f"snapshot: {r}")
         expect(os.path.exists(snap) and not os.path.exists(snap + ".part"), "snapshot file")
+        if stopped:
+            expect(src.cmd("query-status")["return"]["status"] == "paused",
+                   "a stopped VM runs after its snapshot")
+            expect(src.cmd("cont") == {"return": {}}, "cont")
         # The source runs on after a snapshot.
         c1 = src.counters()["counter"]
         c2 = src.wait_reports(2)["counter"]
@@ -522,6 +531,7 @@ CASES = {
     "memfd-to-thp-verify": lambda w: live(w, "512M", 128, 100, params={"verify": True},
                                           dst_memory="512M,thp=on"),
     "snapshot-restore": snapshot,
+    "snapshot-stopped": lambda w: snapshot(w, stopped=True),
     "bad-snapshots": faults,
     "kill-destination": lambda w: fault_source_survives(w, "kill-destination"),
     "cancel": lambda w: fault_source_survives(w, "cancel"),
