@@ -174,10 +174,16 @@ int mig_ram_sync(struct mig_ram *r)
 		for (uint64_t w = 0; w < (pages + 63) / 64; w++)
 			r->bitmap[first / 64 + w] |= r->scratch[w];
 	}
-	/* Pages skiff's devices wrote (atomic OR from I/O threads). */
+	/* Pages skiff's devices wrote (atomic OR from I/O threads). Most
+	 * words are zero: a plain load skips them (a bit set just after it
+	 * stays for the next sync), a locked exchange per word of a 1 GiB
+	 * guest cost ~30 us of the downtime. */
 	for (uint64_t w = 0; w < r->mem->dirty_words && w < r->words; w++) {
-		uint64_t v = __atomic_exchange_n(&r->mem->dirty[w], 0, __ATOMIC_ACQ_REL);
+		uint64_t v;
 
+		if (!__atomic_load_n(&r->mem->dirty[w], __ATOMIC_RELAXED))
+			continue;
+		v = __atomic_exchange_n(&r->mem->dirty[w], 0, __ATOMIC_ACQ_REL);
 		r->bitmap[w] |= v;
 	}
 	r->dirty_pages = popcount_words(r->bitmap, r->words);
