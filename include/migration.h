@@ -135,6 +135,18 @@ int MUST_CHECK mig_stream_next(struct mig_stream *s, uint32_t *type, char *err, 
  * events, debug registers, MP state. */
 int MUST_CHECK mig_vcpu_save(struct vcpu *v, struct mig_buf *out);
 int MUST_CHECK mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t errlen);
+/* A destination's snapshot, taken off the downtime with its vCPU parked, of
+ * the sections a record often carries unchanged (MP state, vCPU events,
+ * debug registers, XCRs). mig_vcpu_load_cur() does not tell KVM again what
+ * it already holds: a section equal byte for byte to the snapshot is
+ * skipped (each vCPU ioctl costs microseconds of downtime). The snapshot
+ * must be of the state the load would overwrite: nothing may run or set
+ * those sections in between. */
+struct mig_vcpu_cur;
+int MUST_CHECK mig_vcpu_current(struct vcpu *v, struct mig_vcpu_cur **out);
+void mig_vcpu_current_free(struct mig_vcpu_cur *c);
+int MUST_CHECK mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len,
+				 const struct mig_vcpu_cur *cur, char *err, size_t errlen);
 
 /* KVM clock, PIC master/slave, IOAPIC, PIT. */
 int MUST_CHECK mig_vm_save(int vm_fd, struct mig_buf *out);

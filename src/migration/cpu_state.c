@@ -169,7 +169,59 @@ static bool sec_is(uint32_t len, size_t size, const char *what, char *err, size_
 	return false;
 }
 
+struct mig_vcpu_cur {
+	struct kvm_mp_state mp;
+	struct kvm_vcpu_events ev;
+	struct kvm_debugregs dbg;
+	struct kvm_xcrs xcrs;
+	bool have_xcrs;
+};
+
+int mig_vcpu_current(struct vcpu *v, struct mig_vcpu_cur **out)
+{
+	struct mig_vcpu_cur *c = calloc(1, sizeof(*c));
+	int ret = 0;
+
+	if (!c)
+		return -ENOMEM;
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &c->mp) < 0 ||
+	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &c->ev) < 0 ||
+	    ioctl(v->fd, KVM_GET_DEBUGREGS, &c->dbg) < 0) {
+		ret = -errno;
+		free(c);
+		return ret;
+	}
+	c->have_xcrs = ioctl(v->fd, KVM_GET_XCRS, &c->xcrs) == 0;
+	*out = c;
+	return 0;
+}
+
+void mig_vcpu_current_free(struct mig_vcpu_cur *c)
+{
+	free(c);
+}
+
+/* The snapshot's copy of section `tag`, or NULL (always set). */
+static const void *cur_sec(const struct mig_vcpu_cur *c, uint32_t tag)
+{
+	if (!c)
+		return NULL;
+	switch (tag) {
+	case SEC_MPSTATE: return &c->mp;
+	case SEC_EVENTS: return &c->ev;
+	case SEC_DEBUGREGS: return &c->dbg;
+	case SEC_XCRS: return c->have_xcrs ? &c->xcrs : NULL;
+	default: return NULL;
+	}
+}
+
 int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t errlen)
+{
+	return mig_vcpu_load_cur(v, p, len, NULL, err, errlen);
+}
+
+int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mig_vcpu_cur *cur,
+		      char *err, size_t errlen)
 {
 	struct mig_rd r;
 	uint32_t version, seen = 0;
@@ -272,6 +324,8 @@ int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t e
 		}
 		if (!sec_is(slen, size, what, err, errlen))
 			return -EPROTO;
+		if (cur_sec(cur, tag) && !memcmp(cur_sec(cur, tag), d, size))
+			continue;   /* KVM holds exactly this already */
 		{
 			void *copy = malloc(size);
 			int ret = 0;

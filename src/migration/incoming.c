@@ -190,6 +190,7 @@ static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char 
 	bool state_started = false, paused = false;
 	uint64_t t_state = 0;
 	bool *have_vcpu = NULL;
+	struct mig_vcpu_cur **cur = NULL;   /* each vCPU's state at CONFIG */
 	uint32_t flags, type;
 	char why[256];
 	int ret;
@@ -277,6 +278,15 @@ static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char 
 				goto out;
 			}
 			paused = true;
+			/* What the vCPUs hold now, so their load can skip what
+			 * would not change (taken here, off the downtime; nothing
+			 * runs or sets them until the vCPU records). Without it
+			 * every section is loaded. */
+			cur = calloc(vm->nr_vcpus, sizeof(*cur));
+			for (unsigned int i = 0; cur && i < vm->nr_vcpus; i++) {
+				if (mig_vcpu_current(vm->vcpus[i], &cur[i]))
+					cur[i] = NULL;
+			}
 			mig_set_status(m, MIG_S_ACTIVE);
 			break;
 		case MIG_REC_RAM:
@@ -335,8 +345,9 @@ static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char 
 					ret = -EBADMSG;
 					goto out;
 				}
-				ret = mig_vcpu_load(vm->vcpus[idx], (const uint8_t *)p + 4, len - 4,
-						    why, sizeof(why));
+				ret = mig_vcpu_load_cur(vm->vcpus[idx], (const uint8_t *)p + 4,
+							len - 4, cur ? cur[idx] : NULL, why,
+							sizeof(why));
 				have_vcpu[idx] = true;
 			} else {
 				if (have_devices) {
@@ -426,6 +437,9 @@ out:
 			mig_stream_fini(&ch[i].s);
 		}
 	}
+	for (unsigned int i = 0; cur && i < vm->nr_vcpus; i++)
+		mig_vcpu_current_free(cur[i]);
+	free(cur);
 	free(have_vcpu);
 	free(written);
 	return ret;

@@ -522,6 +522,49 @@ START_TEST(vcpu_round_trip)
 }
 END_TEST
 
+/* The destination's snapshot lets a load skip what KVM holds already, and
+ * nothing else: sections that differ from it are loaded, and the result is
+ * the same vCPU as without the snapshot. */
+START_TEST(vcpu_load_skips_only_equal)
+{
+	struct kvm_fix a, b;
+	struct mig_vcpu_cur *cur = NULL;
+	struct kvm_debugregs dbg;
+	struct mig_buf o1, o2;
+	char err[256] = "";
+
+	SKIP_WITHOUT_KVM(&a);
+	ck_assert_int_eq(kvm_open(&b), 0);
+	mig_buf_init(&o1);
+	mig_buf_init(&o2);
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_GET_DEBUGREGS, &dbg), 0);
+	dbg.db[0] = 0x123456;
+	dbg.db[3] = 0xabcdef0;
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_SET_DEBUGREGS, &dbg), 0);
+	ck_assert_int_eq(mig_vcpu_save(&a.v, &o1), 0);
+	/* b is fresh: its debug registers differ from the record's, its MP
+	 * state and events do not. */
+	ck_assert_int_eq(mig_vcpu_current(&b.v, &cur), 0);
+	ck_assert_msg(mig_vcpu_load_cur(&b.v, o1.data, o1.len, cur, err, sizeof(err)) == 0, "%s",
+		      err);
+	memset(&dbg, 0, sizeof(dbg));
+	ck_assert_int_eq(ioctl(b.v.fd, KVM_GET_DEBUGREGS, &dbg), 0);
+	ck_assert_uint_eq(dbg.db[0], 0x123456);
+	ck_assert_uint_eq(dbg.db[3], 0xabcdef0);
+	ck_assert_int_eq(mig_vcpu_save(&b.v, &o2), 0);
+	ck_assert_uint_eq(o1.len, o2.len);
+	mask_time(o1.data, o1.len);
+	mask_time(o2.data, o2.len);
+	for (size_t i = 0; i < o1.len; i++)
+		ck_assert_msg(o1.data[i] == o2.data[i], "vCPU records differ at byte %zu", i);
+	mig_vcpu_current_free(cur);
+	mig_buf_free(&o1);
+	mig_buf_free(&o2);
+	kvm_close(&b);
+	kvm_close(&a);
+}
+END_TEST
+
 START_TEST(vcpu_hostile)
 {
 	struct kvm_fix a, b;
@@ -686,6 +729,7 @@ int main(int argc, char **argv)
 		}
 		close(fd);
 		tcase_add_test(tc, vcpu_round_trip);
+		tcase_add_test(tc, vcpu_load_skips_only_equal);
 		tcase_add_test(tc, vcpu_hostile);
 		tcase_add_test(tc, vm_round_trip_and_hostile);
 	} else {
