@@ -48,7 +48,8 @@ int MUST_CHECK acpi_ged_power_button(struct acpi_ged *g);
 /* Migration (vCPUs parked): the pending event bits (a power-button press
  * not yet read by the guest) as ACPI_GED_STATE_SIZE bytes: u8 version,
  * 3 reserved, u32 events (little-endian). Load refuses unknown bits and
- * drives the interrupt line from the loaded bits. */
+ * raises the interrupt line when a loaded bit is set; like the serial
+ * port's, it is for a VM that has not run, whose line is low already. */
 #define ACPI_GED_STATE_SIZE 8
 void acpi_ged_state_save(struct acpi_ged *g, uint8_t *buf);
 int MUST_CHECK acpi_ged_state_load(struct acpi_ged *g, const uint8_t *buf, size_t len);

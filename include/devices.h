@@ -44,7 +44,9 @@ void serial_get_stats(struct serial *s, struct serial_stats *out);
 /* Migration (vCPUs parked): registers, the armed THR-empty interrupt and the
  * receive FIFO as bytes (layout in serial.c; at most SERIAL_STATE_MAX).
  * Output still waiting for the console stays with this process. Load
- * checks every field and drives the IRQ line to match. */
+ * checks every field and raises the IRQ line when the loaded state has an
+ * interrupt pending; it is for a VM that has not run (a migration's
+ * destination), whose line is low already, so a low line costs no ioctl. */
 #define SERIAL_STATE_MAX (16 + 4096)
 size_t serial_state_save(struct serial *s, uint8_t *buf);
 int MUST_CHECK serial_state_load(struct serial *s, const uint8_t *buf, size_t len);

@@ -124,8 +124,9 @@ int acpi_ged_state_load(struct acpi_ged *g, const uint8_t *buf, size_t len)
 		return -EINVAL;
 	pthread_mutex_lock(&g->lock);
 	g->events = ev;
-	/* The line's level is not in the interrupt controllers' state. */
-	if (irq_line_set(&g->irq, ev != 0))
+	/* The line's level is not in the interrupt controllers' state; the
+	 * destination's is low (its guest never ran): raise it if needed. */
+	if (ev && irq_line_set(&g->irq, 1))
 		log_warn("acpi-ged: cannot drive its interrupt line");
 	pthread_mutex_unlock(&g->lock);
 	return 0;

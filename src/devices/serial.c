@@ -372,9 +372,11 @@ int serial_state_load(struct serial *s, const uint8_t *buf, size_t len)
 	memcpy(s->rx, buf + 16, n);
 	s->rx_head = 0;
 	s->rx_len = n;
-	/* Drive the line from scratch: the new VM's line state is unknown. */
+	/* The destination's line is low (its guest never ran): raise it when
+	 * an interrupt is pending; lowering it again would be an ioctl in the
+	 * migration's downtime for nothing. */
 	s->irq_level = !(iir_value(s) & IIR_NONE);
-	if (irq_line_set(&s->irq, s->irq_level))
+	if (s->irq_level && irq_line_set(&s->irq, 1))
 		log_limited(&s->rl, LOG_WARN, "serial: cannot drive IRQ %u", s->irq.gsi);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
