@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frame.h"
+
 #define BATCH 64
 
 static double now(void)
@@ -56,29 +58,7 @@ int main(int argc, char **argv)
 		perror("bind");
 		return 1;
 	}
-	memset(buf + 10, 0xff, 6);
-	memcpy(buf + 16, "\x02\x00\x00\x00\x00\x01", 6);
-	if (size > 1514) {
-		uint8_t *ip = buf + 10 + 14;
-		uint16_t v;
-
-		buf[0] = 1;                             /* NEEDS_CSUM */
-		buf[1] = 1;                             /* GSO_TCPV4 */
-		v = 54; memcpy(buf + 2, &v, 2);         /* hdr_len */
-		v = 1448; memcpy(buf + 4, &v, 2);       /* gso_size */
-		v = 34; memcpy(buf + 6, &v, 2);         /* csum_start */
-		v = 16; memcpy(buf + 8, &v, 2);         /* csum_offset */
-		buf[10 + 12] = 0x08;
-		ip[0] = 0x45;
-		v = htons((uint16_t)(size - 14)); memcpy(ip + 2, &v, 2);
-		ip[8] = 64;
-		ip[9] = 6;
-		ip[12] = 10; ip[15] = 1; ip[16] = 10; ip[19] = 2;
-		ip[20 + 12] = 0x50;
-	} else {
-		buf[10 + 12] = 0x88;
-		buf[10 + 13] = 0xb5;
-	}
+	bench_frame(buf, 10, size);
 	iov.iov_base = buf;
 	iov.iov_len = 10 + (size_t)size;
 	memset(msgs, 0, sizeof(msgs));

@@ -11,8 +11,7 @@
  *                                sender.c meanwhile) until none came for
  *                                500 ms, or SECS + 5 s in all
  *
- * Frames are those of sender.c: 64-byte frames of ethertype 0x88b5, or
- * 65000-byte TCP/IPv4 frames with a TSO4 virtio-net header (offloads on).
+ * Frames are those of sender.c (frame.h), with the offloads on.
  * Prints "BENCH tx|rx frames=N bytes=N ns=N" like the test guest, counted
  * from the first frame to the last. Built by run.py with cc.
  */
@@ -30,6 +29,8 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "frame.h"
 
 #define HDR 12   /* virtio_net_hdr_v1 (num_buffers included), as skiff uses */
 
@@ -60,37 +61,6 @@ static int open_tap(const char *name)
 	return fd;
 }
 
-static size_t build(uint8_t *buf, int size)
-{
-	uint8_t *eth = buf + HDR;
-
-	memset(buf, 0, HDR + (size_t)size);
-	memset(eth, 0xff, 6);
-	memcpy(eth + 6, "\x02\x00\x00\x00\x00\x01", 6);
-	if (size > 1514) {
-		uint8_t *ip = eth + 14;
-		uint16_t v;
-
-		buf[0] = 1;                             /* NEEDS_CSUM */
-		buf[1] = 1;                             /* GSO_TCPV4 */
-		v = 54; memcpy(buf + 2, &v, 2);         /* hdr_len */
-		v = 1448; memcpy(buf + 4, &v, 2);       /* gso_size */
-		v = 34; memcpy(buf + 6, &v, 2);         /* csum_start */
-		v = 16; memcpy(buf + 8, &v, 2);         /* csum_offset */
-		eth[12] = 0x08;
-		ip[0] = 0x45;
-		v = htons((uint16_t)(size - 14)); memcpy(ip + 2, &v, 2);
-		ip[8] = 64;
-		ip[9] = 6;
-		ip[12] = 10; ip[15] = 1; ip[16] = 10; ip[19] = 2;
-		ip[20 + 12] = 0x50;
-	} else {
-		eth[12] = 0x88;
-		eth[13] = 0xb5;
-	}
-	return HDR + (size_t)size;
-}
-
 int main(int argc, char **argv)
 {
 	static uint8_t buf[HDR + 65536];
@@ -106,7 +76,7 @@ int main(int argc, char **argv)
 		return 2;
 	fd = open_tap(argv[2]);
 	if (!strcmp(argv[1], "tx")) {
-		len = build(buf, size);
+		len = bench_frame(buf, HDR, size);
 		t0 = now_ns();
 		end = t0 + (uint64_t)(atof(argv[4]) * 1e9);
 		do {
