@@ -138,6 +138,10 @@ static bool main_pause(struct migration *m, struct timespec *stopped)
 	if (atomic_load(&m->cancel) || runstate_exiting(&vm->rs))
 		return false;
 	m->was_paused = vm->paused;
+	pthread_mutex_lock(&m->lock);
+	if (m->arm_vcpu_saves && !m->was_paused)
+		m->arm_vcpu_saves(m);
+	pthread_mutex_unlock(&m->lock);
 	if (vm_pause(vm))
 		return false;
 	if (!m->was_paused)

@@ -45,6 +45,11 @@ struct migration {
 	 * pause_done; the main thread parks the vCPUs and pauses the
 	 * virtio devices, then sets pause_ok and pause_done. */
 	bool pause_req, pause_done, pause_ok;
+	/* Outgoing final phase: set by the migration thread before it asks
+	 * for the pause; main_pause calls arm_vcpu_saves(m) under the lock
+	 * just before it parks running vCPUs (outgoing.c). */
+	void (*arm_vcpu_saves)(struct migration *m);
+	void *vcpu_saves;
 	/* Destination: the stream is loaded; the thread sets resume_req and
 	 * waits for resume_done while the main thread resumes the VM, then
 	 * acknowledges and tears down (neither is in the guest's pause, and

@@ -123,11 +123,12 @@ static void update_info(struct migration *m, uint64_t sent, const struct mig_ram
 /* One vCPU's state record, saved by the vCPU's own thread as it parks for
  * the final phase (in parallel with the last RAM pages and the VM state
  * here), or by the migration thread when the vCPU thread did not take the
- * work. `done` and `ret` are under m->lock. */
+ * work. `armed`, `done` and `ret` are under m->lock. */
 struct vcpu_save {
 	struct migration *m;
 	struct mig_buf buf;
 	int ret;
+	bool armed;   /* the main thread left the work to the vCPU thread */
 	bool done;
 };
 
@@ -147,15 +148,38 @@ static void save_vcpu(struct vcpu *v, void *arg)
 	pthread_mutex_unlock(&vs->m->lock);
 }
 
+/* Main thread, in the final phase's pause, just before it parks running
+ * vCPUs (so the next park of each vCPU is this one: a `stop` and `cont`
+ * between would otherwise have taken the work with a state that then
+ * changed). Not called when the VM was stopped already: its vCPU threads
+ * are parked and will not look. m->lock is held. */
+static void arm_vcpu_saves(struct migration *m)
+{
+	struct vcpu_save *vs = m->vcpu_saves;
+
+	for (unsigned int i = 0; i < m->vm->nr_vcpus; i++) {
+		vs[i].armed = true;
+		vcpu_on_next_park(m->vm->vcpus[i], save_vcpu, &vs[i]);
+	}
+}
+
 /* Migration thread: the record of vCPU v once it exists. With run, work
- * the vCPU thread never took is done here; without, it is withdrawn
- * (teardown: vs must not be used by anyone after this returns). */
+ * no vCPU thread took is done here; without, it is withdrawn (teardown:
+ * vs must not be used by anyone after this returns). */
 static int settle_vcpu(struct migration *m, struct vcpu *v, struct vcpu_save *vs, bool run)
 {
-	vcpu_park_fn fn = vcpu_claim_park(v);
+	vcpu_park_fn fn = NULL;
+	bool armed;
 	int ret;
 
-	if (fn && !run)
+	pthread_mutex_lock(&m->lock);
+	armed = vs->armed;
+	pthread_mutex_unlock(&m->lock);
+	if (armed)
+		fn = vcpu_claim_park(v);
+	else if (run)
+		fn = save_vcpu;
+	if ((fn || !armed) && !run)
 		return -ECANCELED;
 	if (fn)
 		fn(v, vs);
@@ -530,9 +554,12 @@ void *mig_outgoing_thread(void *arg)
 	/* Final phase: the VM stops here. Downtime starts when we ask for
 	 * the pause: parking the vCPUs is part of it. */
 	m->t_pause_ns = mig_now_ns();
-	/* Each vCPU thread saves its own state as it parks. */
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_on_next_park(vm->vcpus[i], save_vcpu, &vs[i]);
+	/* Each vCPU thread saves its own state as it parks: the main thread
+	 * arms that in the pause (arm_vcpu_saves). */
+	pthread_mutex_lock(&m->lock);
+	m->vcpu_saves = vs;
+	m->arm_vcpu_saves = arm_vcpu_saves;
+	pthread_mutex_unlock(&m->lock);
 	vs_armed = true;
 	if (!mig_request_pause(m)) {
 		ret = -ECANCELED;
@@ -627,6 +654,10 @@ out_streams:
 		unlink(tmp);
 out:
 	/* No vCPU thread may still write into vs (a failed pause or save). */
+	pthread_mutex_lock(&m->lock);
+	m->arm_vcpu_saves = NULL;
+	m->vcpu_saves = NULL;
+	pthread_mutex_unlock(&m->lock);
 	for (unsigned int i = 0; vs_armed && i < vm->nr_vcpus; i++)
 		(void)settle_vcpu(m, vm->vcpus[i], &vs[i], false);
 	for (unsigned int i = 0; vs && i < vm->nr_vcpus; i++)

@@ -266,6 +266,54 @@ def live(work, memory, mib, rate, uri_kind="tcp", params=None, ctl=False, disk=F
         dst.kill()
 
 
+def stop_cont(work):
+    """A client stops and continues the source in a loop while it migrates
+    (refused once the final phase starts): the migration completes and the
+    destination guest finds every page and its own state consistent."""
+    uri = f"tcp:127.0.0.1:{free_port()}"
+    src = Vm(work, "src", "256M", "mib=64 rate=50")
+    dst = Vm(work, "dst", "256M", "mib=64 rate=50", ["--incoming", uri])
+    done = threading.Event()
+    rounds = [0, 0]
+
+    def hammer():
+        try:
+            c = src.qmp()
+            while not done.is_set():
+                a, b = c.cmd("stop"), c.cmd("cont")
+                rounds[0] += 1
+                rounds[1] += "error" in a or "error" in b
+        except Exception:
+            pass   # the source ended after migrating
+
+    try:
+        src.wait_sock()
+        dst.wait_sock()
+        src.wait_line("MIG READY", 60)
+        src.wait_reports(2)
+        t = threading.Thread(target=hammer, daemon=True)
+        t.start()
+        time.sleep(0.2)
+        expect(src.cmd("migrate", {"uri": uri}) == {"return": {}}, "migrate")
+        last = src.counters()
+        rc = src.wait_exit(180)
+        done.set()
+        t.join(10)
+        src.dump()
+        print(f"stop/cont rounds during the migration: {rounds[0]} ({rounds[1]} refused)")
+        expect(rc == 0, f"source exit status {rc}, expected 0 after migrating")
+        expect(rounds[0] > 0, "no stop/cont round ran during the migration")
+        last = src.counters() or last
+        if dst.cmd("query-status")["return"]["status"] != "running":
+            expect(dst.cmd("cont") == {"return": {}}, "cont on the destination")
+        dst.wait_reports(2)
+        check_dest(dst, last["counter"])
+    finally:
+        done.set()
+        src.kill()
+        dst.kill()
+
+
 def snapshot(work, stopped=False):
     """With stopped, the VM is stopped (`stop`) before the snapshot: its
     vCPU threads are parked already, so the migration thread saves their
@@ -531,6 +579,7 @@ CASES = {
     "memfd-to-thp-verify": lambda w: live(w, "512M", 128, 100, params={"verify": True},
                                           dst_memory="512M,thp=on"),
     "snapshot-restore": snapshot,
+    "stop-cont-during": stop_cont,
     "snapshot-stopped": lambda w: snapshot(w, stopped=True),
     "bad-snapshots": faults,
     "kill-destination": lambda w: fault_source_survives(w, "kill-destination"),
