@@ -482,8 +482,8 @@ void *mig_incoming_thread(void *arg)
 	atomic_store(&m->fd[0], fd);
 	mig_stream_init(&s, fd);
 	ret = load_stream(m, &s, lfd, err, sizeof(err));
-	/* Running before the acknowledgement (see mig_request_resume). */
-	if (!ret && !mig_request_resume(m)) {
+	/* Running before the acknowledgement (see mig_release_vm). */
+	if (!ret && !mig_release_vm(m)) {
 		ret = -ECANCELED;
 		snprintf(err, sizeof(err), "the destination is stopping");
 	}

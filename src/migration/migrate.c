@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "migrate_priv.h"
+#include "runstate.h"
 
 static const char *const status_names[] = {
 	[MIG_S_NONE] = "none", [MIG_S_SETUP] = "setup", [MIG_S_ACTIVE] = "active",
@@ -75,21 +76,25 @@ bool mig_request_pause(struct migration *m)
 	return ok;
 }
 
-bool mig_request_resume(struct migration *m)
+bool mig_release_vm(struct migration *m)
 {
+	struct vm *vm = m->vm;
 	bool ok;
 
 	pthread_mutex_lock(&m->lock);
-	m->resume_req = true;
-	m->resume_done = false;
-	m->resume_ok = false;
+	ok = !m->no_resume && !atomic_load(&m->cancel) && !runstate_exiting(&vm->rs);
+	if (ok) {
+		/* Both are thread-safe; the main thread's flags (vm->paused,
+		 * vm_paused_by_us, the status) follow in on_wake: until then
+		 * the status is still inmigrate, so stop/cont are refused. */
+		vm_devices_resume(vm);
+		clock_gettime(CLOCK_REALTIME, &m->resumed_at);
+		runstate_resume(&vm->rs);
+		m->resume_req = true;
+	}
 	pthread_mutex_unlock(&m->lock);
-	mig_wake_main(m);
-	pthread_mutex_lock(&m->lock);
-	while (!m->resume_done)
-		pthread_cond_wait(&m->cond, &m->lock);
-	ok = m->resume_ok;
-	pthread_mutex_unlock(&m->lock);
+	if (ok)
+		mig_wake_main(m);
 	return ok;
 }
 
@@ -153,38 +158,19 @@ static bool main_pause(struct migration *m, struct timespec *stopped)
 	return true;
 }
 
-/* Lets a migration thread waiting in mig_request_resume() go on. */
-static void release_resume(struct migration *m)
-{
-	pthread_mutex_lock(&m->lock);
-	m->resume_ok = true;
-	m->resume_done = true;
-	m->resume_req = false;
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
-}
-
 /* Main thread: resumes the devices and (unless `stop` had paused it) the
- * vCPUs. With release, the waiting migration thread is let go just before
- * the vCPUs: its acknowledgement travels while they start, and once
- * released a vCPU thread may hold this CPU for a scheduler tick. */
-static void main_resume(struct migration *m, bool release)
+ * vCPUs of a VM this migration paused. */
+static void main_resume(struct migration *m)
 {
 	struct vm *vm = m->vm;
 	struct timespec now;
 
-	if (!m->vm_paused_by_us) {
-		if (release)
-			release_resume(m);
+	if (!m->vm_paused_by_us)
 		return;
-	}
 	m->vm_paused_by_us = false;
 	vm_devices_resume(vm);
-	/* The guest's pause ends as the vCPUs are released (on a
-	 * destination: the end of its downtime). */
+	/* Stamped before: a released vCPU thread may take this CPU. */
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (release)
-		release_resume(m);
 	if (!m->was_paused) {
 		vm_resume(vm);
 		control_emit_at(vm->control, "RESUME", &now);
@@ -211,7 +197,7 @@ static void main_finished(struct migration *m)
 	if (m->incoming) {
 		if (result == 0) {
 			m->was_paused = false;
-			main_resume(m, false);
+			main_resume(m);
 			log_info("migration: VM received from %s and running", m->uri.text);
 		} else {
 			log_err("incoming migration failed: %s", m->info.error);
@@ -233,7 +219,7 @@ static void main_finished(struct migration *m)
 	if (result)
 		log_warn("migration to %s %s: %s; the VM runs on here", m->uri.text,
 			 st == MIG_S_CANCELLED ? "cancelled" : "failed", m->info.error);
-	main_resume(m, false);
+	main_resume(m);
 }
 
 static void on_wake(void *opaque, uint32_t events)
@@ -254,7 +240,8 @@ static void on_wake(void *opaque, uint32_t events)
 	memcpy(log, m->status_log, sizeof(log[0]) * n);
 	m->status_log_len = 0;
 	pause = m->pause_req && !m->pause_done;
-	resume = m->resume_req && !m->resume_done;
+	resume = m->resume_req;
+	m->resume_req = false;
 	finished = m->finished && m->thread_running;
 	pthread_mutex_unlock(&m->lock);
 	/* The migration thread waits for a pause and the guest for a resume:
@@ -271,9 +258,12 @@ static void on_wake(void *opaque, uint32_t events)
 		pthread_cond_broadcast(&m->cond);
 		pthread_mutex_unlock(&m->lock);
 	}
-	if (resume) {
-		m->was_paused = false;
-		main_resume(m, true);
+	/* A destination's migration thread released the VM (mig_release_vm). */
+	if (resume && m->vm_paused_by_us) {
+		m->vm_paused_by_us = false;
+		m->vm->paused = false;
+		control_emit_at(m->vm->control, "RESUME", &m->resumed_at);
+		control_set_status(m->vm->control, VM_STATUS_AUTO);
 	}
 	for (unsigned int i = 0; i < n; i++)
 		emit_status(m, log[i]);
@@ -350,9 +340,8 @@ void migration_vm_stopping(struct migration *m)
 		m->pause_ok = false;
 		m->pause_done = true;
 	}
-	/* Nor will it resume a loaded destination: skiff is ending. */
-	if (m->resume_req && !m->resume_done)
-		m->resume_done = true;
+	/* Nor may a loaded destination release its VM: skiff is ending. */
+	m->no_resume = true;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (m->thread_running) {
@@ -387,7 +376,7 @@ static int start_thread(struct migration *m, void *(*fn)(void *), char *err, siz
 	m->finished = false;
 	m->result = 0;
 	m->pause_req = m->pause_done = false;
-	m->resume_req = m->resume_done = false;
+	m->resume_req = m->no_resume = false;
 	m->status_log_len = 0;
 	pthread_mutex_unlock(&m->lock);
 	m->t_start_ns = mig_now_ns();

@@ -50,12 +50,13 @@ struct migration {
 	 * just before it parks running vCPUs (outgoing.c). */
 	void (*arm_vcpu_saves)(struct migration *m);
 	void *vcpu_saves;
-	/* Destination: the stream is loaded; the thread sets resume_req and
-	 * waits for resume_done while the main thread resumes the VM, then
-	 * acknowledges and tears down (neither is in the guest's pause, and
-	 * the source, which exits on the ack, does not compete for a CPU
-	 * with the resume). */
-	bool resume_req, resume_done, resume_ok;
+	/* Destination: once the stream is loaded the migration thread itself
+	 * releases the devices and vCPUs (mig_release_vm: no hand-off to the
+	 * main thread in the guest's pause), stamps resumed_at and sets
+	 * resume_req; the main thread then does the bookkeeping (vm->paused,
+	 * status, RESUME). no_resume: skiff is ending, release nothing. */
+	bool resume_req, no_resume;
+	struct timespec resumed_at;
 	bool vm_paused_by_us;        /* main thread: we paused it, we resume it */
 	bool was_paused;             /* main thread: paused by `stop` before */
 	bool finished;               /* the thread is done: join it */
@@ -72,10 +73,12 @@ void mig_set_status(struct migration *m, enum mig_status s);
 /* Migration thread: asks the main thread to park the vCPUs and pause the
  * devices; false if it refused (the VM is exiting or was cancelled). */
 bool mig_request_pause(struct migration *m);
-/* Migration thread of a destination: the VM is loaded, let it run now;
- * returns once the main thread has resumed it (main_finished() later
- * finds it running), false if skiff is ending instead. */
-bool MUST_CHECK mig_request_resume(struct migration *m);
+/* Migration thread of a destination: the VM is loaded, let it run now,
+ * before the acknowledgement and the teardown (neither is then in the
+ * guest's pause, and the source, which exits on the ack, does not compete
+ * for a CPU with the resume). False if skiff is ending instead. Lock
+ * order: m->lock, then the I/O workers' and the run state's locks. */
+bool MUST_CHECK mig_release_vm(struct migration *m);
 /* Migration thread: the last thing it does. */
 void mig_finish(struct migration *m, int result, const char *error);
 void mig_wake_main(struct migration *m);
