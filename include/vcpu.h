@@ -82,9 +82,10 @@ void vcpu_request_saved_msrs(struct vcpu *v);
 /* Any thread, the vCPU parked or its thread asked above: a copy (caller
  * frees) of that MSR list, probed here if the vCPU thread has not. */
 int MUST_CHECK vcpu_saved_msrs(struct vcpu *v, struct kvm_msrs **out);
-/* Migration thread, before it asks for a pause: fn(v, arg) runs once on the
- * vCPU's own thread right after it parks (a migration saves each vCPU's
- * state there, in parallel with its own work). The work is claimed by
+/* Main thread, just before it parks the vCPUs for a migration's final
+ * phase: fn(v, arg) runs once on the vCPU's own thread right after it parks
+ * (each vCPU saves its state there, in parallel with the migration
+ * thread's work). The work is claimed by
  * whoever swaps the pointer out first: vcpu_claim_park() returns fn when
  * the vCPU thread has not taken it (it never parked again, or was parked
  * already by `stop`): then the caller runs it itself; NULL when the vCPU

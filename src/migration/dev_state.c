@@ -94,30 +94,27 @@ static int build(struct vm *vm, void *fdt, size_t size, uint8_t *tmp)
 	return ret;
 }
 
-static size_t max_state(struct vm *vm)
+/* The most bytes a device's state can take. */
+static size_t state_max(const struct dev_entry *e)
 {
-	size_t m = SERIAL_STATE_MAX;
-
-	for (unsigned int i = 0; i < vm->nr_disks; i++)
-		m = MAX(m, virtio_dev_state_size(vm->disks[i]));
-	if (vm->rng)
-		m = MAX(m, virtio_dev_state_size(vm->rng));
-	for (unsigned int i = 0; i < vm->nr_nets; i++)
-		m = MAX(m, virtio_dev_state_size(vm->nets[i]));
-	return m;
+	return e->kind == DEV_VIRTIO ? virtio_dev_state_size(e->vd) :
+	       e->kind == DEV_GED ? ACPI_GED_STATE_SIZE : SERIAL_STATE_MAX;
 }
 
-/* Room for the tree: header, strings and node names, then each state with
- * its property header. Too small only costs a retry (doubled). */
-static size_t tree_size(struct vm *vm)
+/* *largest: the largest state (the scratch buffer); returns room for the
+ * tree: header, strings and node names, then each state with its property
+ * header. Too small only costs a retry (doubled). */
+static size_t tree_size(struct vm *vm, size_t *largest)
 {
 	struct dev_entry e[MAX_DEVICES];
 	unsigned int n = devices(vm, e);
 	size_t size = 512;
 
-	for (unsigned int i = 0; i < n; i++)
-		size += 64 + (e[i].kind == DEV_VIRTIO ? virtio_dev_state_size(e[i].vd) :
-			      e[i].kind == DEV_GED ? ACPI_GED_STATE_SIZE : SERIAL_STATE_MAX);
+	*largest = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		size += 64 + state_max(&e[i]);
+		*largest = MAX(*largest, state_max(&e[i]));
+	}
 	return size;
 }
 
@@ -125,8 +122,8 @@ int mig_devices_save(struct vm *vm, struct mig_buf *out)
 {
 	/* Sized to fit: libfdt zeroes the whole buffer, and this runs in the
 	 * downtime (a 64 KiB guess cost ~40 us of zeroing and faults). */
-	size_t size = tree_size(vm);
-	uint8_t *tmp = malloc(max_state(vm));
+	size_t largest, size = tree_size(vm, &largest);
+	uint8_t *tmp = malloc(largest);
 	int ret = -ENOMEM;
 
 	if (!tmp)

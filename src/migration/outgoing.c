@@ -168,21 +168,19 @@ static void arm_vcpu_saves(struct migration *m)
  * vs must not be used by anyone after this returns). */
 static int settle_vcpu(struct migration *m, struct vcpu *v, struct vcpu_save *vs, bool run)
 {
-	vcpu_park_fn fn = NULL;
-	bool armed;
+	bool armed, here;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
 	armed = vs->armed;
 	pthread_mutex_unlock(&m->lock);
-	if (armed)
-		fn = vcpu_claim_park(v);
-	else if (run)
-		fn = save_vcpu;
-	if ((fn || !armed) && !run)
+	/* Here when never armed, or armed but not taken by the vCPU thread
+	 * (the claim withdraws it); else the vCPU thread does it. */
+	here = !armed || vcpu_claim_park(v);
+	if (here && !run)
 		return -ECANCELED;
-	if (fn)
-		fn(v, vs);
+	if (here)
+		save_vcpu(v, vs);
 	pthread_mutex_lock(&m->lock);
 	while (!vs->done)
 		pthread_cond_wait(&m->cond, &m->lock);
@@ -397,7 +395,7 @@ void *mig_outgoing_thread(void *arg)
 	struct mig_ram r;
 	struct mig_buf b;
 	struct vcpu_save *vs = NULL;
-	bool vs_armed = false;
+	bool vs_offered = false;
 	char err[256] = "", tmp[4200] = "";
 	uint64_t iter = 0, bw = 0, dirty_rate = 0, t0, t1, sent0, verify_hash = 0;
 	uint64_t prev_dirty = UINT64_MAX, t_parked = 0, t_ram = 0, t_state = 0, last_pages = 0;
@@ -560,7 +558,7 @@ void *mig_outgoing_thread(void *arg)
 	m->vcpu_saves = vs;
 	m->arm_vcpu_saves = arm_vcpu_saves;
 	pthread_mutex_unlock(&m->lock);
-	vs_armed = true;
+	vs_offered = true;
 	if (!mig_request_pause(m)) {
 		ret = -ECANCELED;
 		snprintf(err, sizeof(err), "the VM is stopping");
@@ -658,7 +656,7 @@ out:
 	m->arm_vcpu_saves = NULL;
 	m->vcpu_saves = NULL;
 	pthread_mutex_unlock(&m->lock);
-	for (unsigned int i = 0; vs_armed && i < vm->nr_vcpus; i++)
+	for (unsigned int i = 0; vs_offered && i < vm->nr_vcpus; i++)
 		(void)settle_vcpu(m, vm->vcpus[i], &vs[i], false);
 	for (unsigned int i = 0; vs && i < vm->nr_vcpus; i++)
 		mig_buf_free(&vs[i].buf);
