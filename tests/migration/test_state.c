@@ -476,6 +476,16 @@ static void mask_time(uint8_t *p, size_t len)
 	}
 }
 
+/* Two vCPU records hold the same state (up to what time moves). */
+static void assert_same_vcpu(struct mig_buf *o1, struct mig_buf *o2)
+{
+	ck_assert_uint_eq(o1->len, o2->len);
+	mask_time(o1->data, o1->len);
+	mask_time(o2->data, o2->len);
+	for (size_t i = 0; i < o1->len; i++)
+		ck_assert_msg(o1->data[i] == o2->data[i], "vCPU records differ at byte %zu", i);
+}
+
 START_TEST(vcpu_round_trip)
 {
 	struct kvm_fix a, b;
@@ -504,11 +514,7 @@ START_TEST(vcpu_round_trip)
 	ck_assert(!has_msr(o1.data, o1.len, 0x6e0));   /* TSC deadline: its own section */
 	ck_assert_msg(mig_vcpu_load(&b.v, o1.data, o1.len, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(mig_vcpu_save(&b.v, &o2), 0);
-	ck_assert_uint_eq(o1.len, o2.len);
-	mask_time(o1.data, o1.len);
-	mask_time(o2.data, o2.len);
-	for (size_t i = 0; i < o1.len; i++)
-		ck_assert_msg(o1.data[i] == o2.data[i], "vCPU records differ at byte %zu", i);
+	assert_same_vcpu(&o1, &o2);
 	{
 		struct kvm_regs regs;
 
@@ -552,11 +558,7 @@ START_TEST(vcpu_load_skips_only_equal)
 	ck_assert_uint_eq(dbg.db[0], 0x123456);
 	ck_assert_uint_eq(dbg.db[3], 0xabcdef0);
 	ck_assert_int_eq(mig_vcpu_save(&b.v, &o2), 0);
-	ck_assert_uint_eq(o1.len, o2.len);
-	mask_time(o1.data, o1.len);
-	mask_time(o2.data, o2.len);
-	for (size_t i = 0; i < o1.len; i++)
-		ck_assert_msg(o1.data[i] == o2.data[i], "vCPU records differ at byte %zu", i);
+	assert_same_vcpu(&o1, &o2);
 	mig_vcpu_current_free(cur);
 	mig_buf_free(&o1);
 	mig_buf_free(&o2);
