@@ -466,6 +466,7 @@ void *mig_incoming_thread(void *arg)
 			snprintf(err, sizeof(err), "%.200s: %s", m->uri.path, strerror(errno));
 			goto out;
 		}
+		mig_set_listening(m);
 	} else {
 		lfd = mig_uri_listen(&m->uri, err, sizeof(err));
 		if (lfd < 0) {
@@ -473,6 +474,7 @@ void *mig_incoming_thread(void *arg)
 			goto out;
 		}
 		log_info("migration: waiting for the VM on %s", m->uri.text);
+		mig_set_listening(m);
 		fd = mig_uri_accept(lfd, m->cancel_fd, -1, -1, err, sizeof(err));
 		if (fd < 0) {
 			ret = fd;

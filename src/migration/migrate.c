@@ -98,6 +98,14 @@ bool mig_release_vm(struct migration *m)
 	return ok;
 }
 
+void mig_set_listening(struct migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->listening = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
 void mig_finish(struct migration *m, int result, const char *error)
 {
 	pthread_mutex_lock(&m->lock);
@@ -105,6 +113,7 @@ void mig_finish(struct migration *m, int result, const char *error)
 	if (result && error)
 		snprintf(m->info.error, sizeof(m->info.error), "%s", error);
 	m->finished = true;
+	pthread_cond_broadcast(&m->cond);   /* migration_incoming may wait */
 	pthread_mutex_unlock(&m->lock);
 	mig_wake_main(m);
 }
@@ -377,6 +386,7 @@ static int start_thread(struct migration *m, void *(*fn)(void *), char *err, siz
 	m->result = 0;
 	m->pause_req = m->pause_done = false;
 	m->resume_req = m->no_resume = false;
+	m->listening = false;
 	m->status_log_len = 0;
 	pthread_mutex_unlock(&m->lock);
 	m->t_start_ns = mig_now_ns();
@@ -422,7 +432,18 @@ int migration_incoming(struct migration *m, const char *uri, char *err, size_t e
 	m->vm_paused_by_us = true;
 	m->was_paused = false;
 	control_set_status(m->vm->control, VM_STATUS_INMIGRATE);
-	return start_thread(m, mig_incoming_thread, err, errlen);
+	ret = start_thread(m, mig_incoming_thread, err, errlen);
+	if (ret)
+		return ret;
+	/* Not before the thread listens: the control socket answers
+	 * `inmigrate` as soon as the event loop runs, and a script that waits
+	 * for that would otherwise connect too early (seen under load: the
+	 * source's connect refused). A failure ends the thread instead. */
+	pthread_mutex_lock(&m->lock);
+	while (!m->listening && !m->finished)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
 }
 
 int migration_cancel(struct migration *m)

@@ -60,6 +60,7 @@ struct migration {
 	bool vm_paused_by_us;        /* main thread: we paused it, we resume it */
 	bool was_paused;             /* main thread: paused by `stop` before */
 	bool finished;               /* the thread is done: join it */
+	bool listening;              /* incoming: the stream can be sent now */
 	int result;                  /* 0 or -errno */
 	struct mig_info info;
 	enum mig_status status_log[MIG_STATUS_LOG]; /* changes not yet emitted */
@@ -79,6 +80,10 @@ bool mig_request_pause(struct migration *m);
  * for a CPU with the resume). False if skiff is ending instead. Lock
  * order: m->lock, then the I/O workers' and the run state's locks. */
 bool MUST_CHECK mig_release_vm(struct migration *m);
+/* Incoming migration thread: its listening socket is open (or its file):
+ * migration_incoming() returns only then, so nobody is told `inmigrate`
+ * before a source can connect. */
+void mig_set_listening(struct migration *m);
 /* Migration thread: the last thing it does. */
 void mig_finish(struct migration *m, int result, const char *error);
 void mig_wake_main(struct migration *m);

@@ -314,6 +314,28 @@ def stop_cont(work):
         dst.kill()
 
 
+def listening(work):
+    """A destination that says `inmigrate` already accepts the stream's
+    connection (scripts wait for that answer, then migrate)."""
+    for i in range(20):
+        port = free_port()
+        dst = Vm(work, f"dst{i}", "256M", "", ["--incoming", f"tcp:127.0.0.1:{port}"])
+        try:
+            dst.wait_sock()
+            c = dst.qmp()
+            deadline = time.monotonic() + 20
+            while c.cmd("query-status")["return"]["status"] != "inmigrate":
+                expect(time.monotonic() < deadline, "the destination never says inmigrate")
+                time.sleep(0.01)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.close()
+            c.close()
+        except ConnectionRefusedError:
+            raise Failed(f"round {i}: inmigrate, but the migration port refuses connections")
+        finally:
+            dst.kill()
+
+
 def snapshot(work, stopped=False):
     """With stopped, the VM is stopped (`stop`) before the snapshot: its
     vCPU threads are parked already, so the migration thread saves their
@@ -579,6 +601,7 @@ CASES = {
     "memfd-to-thp-verify": lambda w: live(w, "512M", 128, 100, params={"verify": True},
                                           dst_memory="512M,thp=on"),
     "snapshot-restore": snapshot,
+    "listening-when-inmigrate": listening,
     "stop-cont-during": stop_cont,
     "snapshot-stopped": lambda w: snapshot(w, stopped=True),
     "bad-snapshots": faults,
