@@ -41,6 +41,7 @@ static struct vm *vm;
 static struct config cfg;
 static struct event_loop *loop;
 static struct sockaddr_un addr;
+static char dir[] = "/tmp/skiff-fuzz-control-XXXXXX";
 
 static void die(const char *what, const char *err)
 {
@@ -48,14 +49,23 @@ static void die(const char *what, const char *err)
 	abort();
 }
 
+/* The socket and its directory go when libFuzzer exits (after its time
+ * or run limit); a crashing run leaves them for the reproducer. */
+static void remove_dir(void)
+{
+	unlink(addr.sun_path);
+	rmdir(dir);
+}
+
 static void setup(void)
 {
 	struct irq_line none = { .vm_fd = -1, .gsi = 0 };
-	char err[256] = "", dir[] = "/tmp/skiff-fuzz-control-XXXXXX";
+	char err[256] = "";
 	int null;
 
 	if (!mkdtemp(dir))
 		die("mkdtemp", strerror(errno));
+	atexit(remove_dir);
 	addr.sun_family = AF_UNIX;
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/api.sock", dir);
 	vm = calloc(1, sizeof(*vm));

@@ -256,14 +256,16 @@ def case_restart():
     need_kvm()
     in_netns()
     make_tap()
-    sock = os.path.join(tempfile.mkdtemp(prefix="skiff-net-"), "api.sock")
-    for i in range(5):
-        p = subprocess.run([SKIFF, "run", "--net", f"tap={TAP}", "--api-socket", sock,
-                            "--serial", "none"], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-        err = p.stderr.decode()
-        print(f"run {i}: status {p.returncode} {err.strip()}")
-        expect(p.returncode == 0, f"run {i} of skiff on the same tap and socket failed: {err}")
+    with tempfile.TemporaryDirectory(prefix="skiff-net-") as work:
+        sock = os.path.join(work, "api.sock")
+        for i in range(5):
+            p = subprocess.run([SKIFF, "run", "--net", f"tap={TAP}", "--api-socket", sock,
+                                "--serial", "none"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            err = p.stderr.decode()
+            print(f"run {i}: status {p.returncode} {err.strip()}")
+            expect(p.returncode == 0,
+                   f"run {i} of skiff on the same tap and socket failed: {err}")
 
 
 CASES = {name[5:].replace("_", "-"): fn for name, fn in globals().items()
