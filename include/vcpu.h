@@ -27,6 +27,11 @@ struct vcpu_ctx {
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, adjusted per vCPU */
 	unsigned int nr_cpus;
 	const struct sandbox *sandbox; /* vCPU threads' seccomp filter, NULL: none */
+	/* Probed once when the VM is built, read by migration (an ioctl
+	 * each time would sit in the downtime): KVM_CAP_XSAVE2's XSAVE
+	 * size, KVM_CAP_SREGS2 as 1 (has it) or -1; 0 in both: not probed. */
+	int xsave_size;
+	int sregs2;
 };
 
 struct vcpu;

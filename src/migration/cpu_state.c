@@ -30,14 +30,16 @@ enum {
 	VM_SEC_CLOCK = 32, VM_SEC_PIC0, VM_SEC_PIC1, VM_SEC_IOAPIC, VM_SEC_PIT,
 };
 
-/* Where each vCPU section loads, in KVM's required order: registers; the
- * FPU; XCRs; segment and control registers (sregs2 when the source's KVM
- * has it: it carries the PAE PDPTRs) before the MSRs, since EFER and the
- * APIC base checks depend on CR0/CR4/EFER; MP state before the LAPIC (it
- * does not touch it) and before the vCPU events (KVM refuses an
- * INIT_RECEIVED MP state while events latch an INIT); the LAPIC before the
- * TSC deadline (timer mode) and the events (pending interrupt state). A
- * record whose sections do not strictly ascend in this rank is refused. */
+/* The order of a record's sections, which is KVM's required load order:
+ * registers; the FPU; XCRs; segment and control registers (sregs2 when the
+ * source's KVM has it: it carries the PAE PDPTRs) before the MSRs, since
+ * EFER and the APIC base checks depend on CR0/CR4/EFER; MP state before
+ * the LAPIC (it does not touch it) and before the vCPU events (KVM refuses
+ * an INIT_RECEIVED MP state while events latch an INIT); the LAPIC before
+ * the TSC deadline (timer mode) and the events (pending interrupt state).
+ * The loader sets the MSRs later than their place, with the deadline
+ * (load_sections). A record whose sections do not strictly ascend in this
+ * rank is refused. */
 static int sec_rank(uint32_t tag)
 {
 	switch (tag) {
@@ -53,6 +55,23 @@ static int sec_rank(uint32_t tag)
 	case SEC_DEBUGREGS: return 10;
 	default: return 0;
 	}
+}
+
+/* The vCPU context's probes, or a probe now when it has none (tests). */
+static int xsave_size(const struct vcpu *v)
+{
+	int n = v->ctx->xsave_size;
+
+	if (!n)
+		n = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	return n < (int)sizeof(struct kvm_xsave) ? (int)sizeof(struct kvm_xsave) : n;
+}
+
+static bool has_sregs2(const struct vcpu *v)
+{
+	if (v->ctx->sregs2)
+		return v->ctx->sregs2 > 0;
+	return ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0;
 }
 
 static void put_sec(struct mig_buf *b, uint32_t tag, const void *p, size_t len)
@@ -81,9 +100,7 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
 		return -errno;
 	put_sec(out, SEC_REGS, &regs, sizeof(regs));
-	xsize = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	if (xsize < (int)sizeof(struct kvm_xsave))
-		xsize = sizeof(struct kvm_xsave);
+	xsize = xsave_size(v);
 	/* Straight into the record (the buffer is faulted in beforehand):
 	 * this runs in the downtime. */
 	at = out->len;
@@ -104,7 +121,7 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	/* A host without XSAVE reports no XCR (and refuses to set any). */
 	if (ioctl(v->fd, KVM_GET_XCRS, &xcrs) == 0 && xcrs.nr_xcrs)
 		put_sec(out, SEC_XCRS, &xcrs, sizeof(xcrs));
-	if (ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0) {
+	if (has_sregs2(v)) {
 		struct kvm_sregs2 sregs2;
 
 		if (ioctl(v->fd, KVM_GET_SREGS2, &sregs2) < 0)
@@ -220,16 +237,57 @@ int mig_vcpu_load(struct vcpu *v, const void *p, size_t len, char *err, size_t e
 	return mig_vcpu_load_cur(v, p, len, NULL, err, errlen);
 }
 
+/* Sets the held MSRs (the MSR section, then the TSC deadline) in one call
+ * and frees them. */
+static int flush_msrs(struct vcpu *v, struct kvm_msrs **msrs, char *err, size_t errlen)
+{
+	struct kvm_msrs *m = *msrs;
+	int got;
+
+	if (!m)
+		return 0;
+	*msrs = NULL;
+	got = ioctl(v->fd, KVM_SET_MSRS, m);
+	if (got != (int)m->nmsrs) {
+		snprintf(err, errlen, "KVM refused MSR 0x%x (%d of %u set): the hosts' CPUs or "
+			 "KVM versions differ", got >= 0 && (uint32_t)got < m->nmsrs ?
+			 m->entries[got].index : 0, got, m->nmsrs);
+		free(m);
+		return -EINVAL;
+	}
+	free(m);
+	return 0;
+}
+
+static int load_sections(struct vcpu *v, const void *p, size_t len,
+			 const struct mig_vcpu_cur *cur, struct kvm_msrs **msrs, char *err,
+			 size_t errlen);
+
 int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mig_vcpu_cur *cur,
 		      char *err, size_t errlen)
+{
+	struct kvm_msrs *msrs = NULL;
+	int ret = load_sections(v, p, len, cur, &msrs, err, errlen);
+
+	free(msrs);
+	return ret;
+}
+
+/* The MSRs are held in *msrs and set after the LAPIC, together with the
+ * TSC deadline: one vCPU ioctl less in the downtime (each costs several
+ * microseconds under some hypervisors). Their place after the segment
+ * registers (EFER, checked against CR0/CR4) is kept; MP state and the
+ * LAPIC do not depend on them (the APIC base comes with the segment
+ * registers), and the guest TSC precedes the deadline in the one call. */
+static int load_sections(struct vcpu *v, const void *p, size_t len,
+			 const struct mig_vcpu_cur *cur, struct kvm_msrs **msrs, char *err,
+			 size_t errlen)
 {
 	struct mig_rd r;
 	uint32_t version, seen = 0;
 	int rank = 0;
-	int xsize = ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	int xsize = xsave_size(v);
 
-	if (xsize < (int)sizeof(struct kvm_xsave))
-		xsize = sizeof(struct kvm_xsave);
 	mig_rd_init(&r, p, len);
 	version = mig_get_u32(&r);
 	if (r.bad || version != VCPU_REC_VERSION) {
@@ -257,6 +315,12 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
 		}
 		rank = sec_rank(tag);
 		seen |= 1u << tag;
+		if (rank > sec_rank(SEC_DEADLINE)) {
+			int ret = flush_msrs(v, msrs, err, errlen);
+
+			if (ret)
+				return ret;
+		}
 		switch (tag) {
 		case SEC_REGS: req = KVM_SET_REGS; what = "registers"; size = sizeof(struct kvm_regs); break;
 		case SEC_XSAVE: req = KVM_SET_XSAVE; what = "XSAVE"; size = (size_t)xsize; break;
@@ -264,7 +328,7 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
 		case SEC_XCRS: req = KVM_SET_XCRS; what = "XCR"; size = sizeof(struct kvm_xcrs); break;
 		case SEC_SREGS: req = KVM_SET_SREGS; what = "segment registers"; size = sizeof(struct kvm_sregs); break;
 		case SEC_SREGS2:
-			if (ioctl(v->ctx->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) <= 0) {
+			if (!has_sregs2(v)) {
 				snprintf(err, errlen, "the source saved segment registers with "
 					 "KVM_GET_SREGS2; this host's KVM lacks KVM_CAP_SREGS2");
 				return -EPROTO;
@@ -279,7 +343,7 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
 		case SEC_DEADLINE:
 		case SEC_MSRS: {
 			struct mig_rd mr;
-			uint32_t n;
+			uint32_t n, have = *msrs ? (*msrs)->nmsrs : 0;
 			struct kvm_msrs *m;
 
 			mig_rd_init(&mr, d, slen);
@@ -288,34 +352,27 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
 				snprintf(err, errlen, "malformed MSR section");
 				return -EBADMSG;
 			}
-			m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+			/* Held, and set in one call with the deadline
+			 * (flush_msrs, after the LAPIC). */
+			m = realloc(*msrs, sizeof(*m) + (have + n) * sizeof(struct kvm_msr_entry));
 			if (!m)
 				return -ENOMEM;
-			m->nmsrs = n;
-			for (uint32_t i = 0; i < n; i++) {
+			*msrs = m;
+			m->nmsrs = have + n;
+			for (uint32_t i = have; i < have + n; i++) {
 				if (tag == SEC_DEADLINE) {
 					m->entries[i].index = MSR_IA32_TSC_DEADLINE;
 				} else {
 					m->entries[i].index = mig_get_u32(&mr);
 					(void)mig_get_u32(&mr);
 				}
+				m->entries[i].reserved = 0;
 				m->entries[i].data = mig_get_u64(&mr);
 			}
 			if (!mig_rd_done(&mr, true)) {
-				free(m);
 				snprintf(err, errlen, "malformed MSR section");
 				return -EBADMSG;
 			}
-			int got = ioctl(v->fd, KVM_SET_MSRS, m);
-
-			if (got != (int)n) {
-				snprintf(err, errlen, "KVM refused MSR 0x%x (%d of %u set): the hosts' "
-					 "CPUs or KVM versions differ", got >= 0 && (uint32_t)got < n ?
-					 m->entries[got].index : 0, got, n);
-				free(m);
-				return -EINVAL;
-			}
-			free(m);
 			continue;
 		}
 		default:
@@ -341,6 +398,12 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
 			if (ret)
 				return ret;
 		}
+	}
+	if (mig_rd_done(&r, true)) {
+		int ret = flush_msrs(v, msrs, err, errlen);
+
+		if (ret)
+			return ret;
 	}
 	if (!mig_rd_done(&r, true) || !(seen & (1u << SEC_REGS)) ||
 	    !(seen & ((1u << SEC_SREGS) | (1u << SEC_SREGS2))) ||

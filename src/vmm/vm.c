@@ -270,7 +270,11 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 		.pio = vm->pio, .mmio = vm->mmio, .rs = &vm->rs,
 		.cpuid = vm->vcpu_ctx.cpuid, .nr_cpus = vm->cfg->cpus,
 		.sandbox = vm->sandbox,
+		.xsave_size = ioctl(vm->kvm.fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2),
+		.sregs2 = ioctl(vm->kvm.fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0 ? 1 : -1,
 	};
+	if (vm->vcpu_ctx.xsave_size < (int)sizeof(struct kvm_xsave))
+		vm->vcpu_ctx.xsave_size = sizeof(struct kvm_xsave);
 	vm->vcpus = calloc(vm->cfg->cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;

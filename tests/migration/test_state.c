@@ -567,6 +567,67 @@ START_TEST(vcpu_load_skips_only_equal)
 }
 END_TEST
 
+/* A LAPIC timer in TSC-deadline mode keeps its deadline: the loader sets
+ * the MSRs after the LAPIC (a deadline written while the LAPIC is not in
+ * that mode is dropped by KVM, and reads back as 0). */
+static uint64_t get_deadline(int fd)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = { .h.nmsrs = 1, .e.index = 0x6e0 };
+
+	ck_assert_int_eq(ioctl(fd, KVM_GET_MSRS, &m), 1);
+	return m.e.data;
+}
+
+/* skiff's CPUID (with the TSC-deadline bit KVM's LAPIC needs for that
+ * mode) on the fixture's vCPU. */
+static void set_cpuid(struct kvm_fix *f)
+{
+	struct kvm_cpuid2 *base, *c;
+
+	ck_assert_int_eq(vcpu_cpuid_create(f->kvm, &base), 0);
+	c = vcpu_cpuid_for(base, 0, 1);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(ioctl(f->v.fd, KVM_SET_CPUID2, c), 0);
+	free(c);
+	vcpu_cpuid_destroy(base);
+}
+
+START_TEST(vcpu_tsc_deadline_kept)
+{
+	const uint64_t deadline = 1ull << 50;
+	struct kvm_fix a, b;
+	struct kvm_lapic_state lapic;
+	struct mig_buf o1;
+	char err[256] = "";
+	uint32_t lvtt = 0x400ec;   /* TSC-deadline mode, vector 0xec, unmasked */
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = { .h.nmsrs = 1, .e.index = 0x6e0, .e.data = deadline };
+
+	SKIP_WITHOUT_KVM(&a);
+	ck_assert_int_eq(kvm_open(&b), 0);
+	mig_buf_init(&o1);
+	set_cpuid(&a);
+	set_cpuid(&b);
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_GET_LAPIC, &lapic), 0);
+	memcpy(lapic.regs + 0x320, &lvtt, 4);
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_SET_LAPIC, &lapic), 0);
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_SET_MSRS, &m), 1);
+	ck_assert_uint_eq(get_deadline(a.v.fd), deadline);
+	ck_assert_uint_eq(get_deadline(b.v.fd), 0);
+	ck_assert_int_eq(mig_vcpu_save(&a.v, &o1), 0);
+	ck_assert_msg(mig_vcpu_load(&b.v, o1.data, o1.len, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(get_deadline(b.v.fd), deadline);
+	mig_buf_free(&o1);
+	kvm_close(&b);
+	kvm_close(&a);
+}
+END_TEST
+
 START_TEST(vcpu_hostile)
 {
 	struct kvm_fix a, b;
@@ -732,6 +793,7 @@ int main(int argc, char **argv)
 		close(fd);
 		tcase_add_test(tc, vcpu_round_trip);
 		tcase_add_test(tc, vcpu_load_skips_only_equal);
+		tcase_add_test(tc, vcpu_tsc_deadline_kept);
 		tcase_add_test(tc, vcpu_hostile);
 		tcase_add_test(tc, vm_round_trip_and_hostile);
 	} else {
