@@ -108,15 +108,18 @@ rt_entry64:
 	ltr %ax
 	lidt rt_idt_ptr
 
-	/* iretq into ring 3. RFLAGS = 2: IF stays 0 (the guests use no
-	 * interrupts), IOPL 0 (PVM forces it anyway; the TSS I/O bitmap is
-	 * what lets ring 3 use in/out). */
+	/* iretq into ring 3. RFLAGS = 0x3002: IF stays 0 (the guests use no
+	 * interrupts), IOPL 3 so ring 3 may use in/out. PVM forces IOPL 0:
+	 * there the TSS I/O bitmap lets it. (The bitmap alone is not enough
+	 * under QEMU TCG's SVM, the nested test host: it checks the bitmap
+	 * only while TR's cached type says "available", and KVM restores TR
+	 * as busy after a migration.) */
 	mov %edi, %ecx
 	shl $RT_USTACK_SHIFT, %rcx
 	lea rt_ustacks + RT_USTACK_SIZE(%rcx), %rax
 	pushq $RT_SEL_UDATA
 	pushq %rax
-	pushq $2
+	pushq $0x3002
 	pushq $RT_SEL_UCODE
 	pushq $rt_user_entry
 	iretq
