@@ -573,9 +573,39 @@ static void vcpu_throttle(struct vcpu *v)
 	nanosleep(&ts, NULL);
 }
 
+/* vCPU thread, about to park after KVM_RUN returned an exit. KVM finishes
+ * an exit's port or MMIO access (the data of a read into the register, the
+ * instruction pointer past an IN, OUT or MMIO instruction) only on the
+ * next KVM_RUN. A parked vCPU's state may be saved (migration, snapshot):
+ * saved before that, the destination would run the access again (a
+ * character printed twice, a byte read from a FIFO lost). So it enters
+ * KVM_RUN once more with immediate_exit set, which completes the access
+ * and returns -EINTR without running a guest instruction (KVM API,
+ * "immediate_exit"); an access the completion splits (MMIO across a page)
+ * exits again and is served first. Returns false when the vCPU must end. */
+static bool finish_exit(struct vcpu *v)
+{
+	for (;;) {
+		char what[96];
+
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+		if (ioctl(v->fd, KVM_RUN, 0) == 0) {
+			if (!handle_exit(v))
+				return false;
+			continue;
+		}
+		if (errno == EINTR || errno == EAGAIN)
+			return true;
+		snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
+		guest_fault(v, what);
+		return false;
+	}
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
+	bool exit_pending = false;   /* the last KVM_RUN returned an exit */
 	char name[16];
 	sigset_t set;
 	int ret;
@@ -596,6 +626,11 @@ static void *vcpu_thread(void *arg)
 
 	while (!runstate_exiting(v->ctx->rs)) {
 		if (runstate_pause_requested(v->ctx->rs)) {
+			if (exit_pending) {
+				exit_pending = false;
+				if (!finish_exit(v))
+					break;
+			}
 			runstate_park(v->ctx->rs, park_work, v);
 			/* The kick that brought us here set immediate_exit; clear it
 			 * so KVM_RUN runs the guest again. A new kick after this
@@ -605,6 +640,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				exit_pending = false;
 				vcpu_throttle(v);
 				if (atomic_exchange_explicit(&v->msr_req, false,
 							     memory_order_relaxed)) {
@@ -624,6 +660,7 @@ static void *vcpu_thread(void *arg)
 			guest_fault(v, what);
 			break;
 		}
+		exit_pending = true;
 		if (!handle_exit(v))
 			break;
 	}

@@ -14,6 +14,12 @@
  * then TEST PASS (no bad page ever) or TEST FAIL. The TSC rate comes from
  * tsc_khz= (see runtime/rt.h). Also runs under QEMU (bench/migrate).
  *
+ * With spew=1 it does nothing but print the lines S0, S1, S2, ... on COM1
+ * (two port accesses per character, each a vCPU exit) until the `q`: a
+ * migration that pauses the vCPU just after one of those exits must not
+ * make the destination repeat or drop the access, so the source's output
+ * followed by the destination's is that sequence exactly.
+ *
  * With disk=1 it also keeps QD writes in flight on virtio-blk disk 0
  * (polled, no interrupts): write number n goes to sector n mod 2048 and
  * carries n; when a write completes, n is recorded as that sector's
@@ -259,6 +265,11 @@ void guest_main(void)
 	}
 	rt_printf("MIG READY pages=%lu rate=%lu tsc_hz=%lu\n", (unsigned long)pages,
 		  (unsigned long)rate, (unsigned long)hz);
+	if (rt_cmdline_uint("spew", 0)) {
+		for (counter = 0; !(rt_inb(LSR) & LSR_DR) || rt_inb(RT_COM1) != 'q'; counter++)
+			rt_printf("S%lu\n", (unsigned long)counter);
+		final_check(gen);
+	}
 	start = rt_rdtsc();
 	next_report = start + hz / 1000 * report_ms;
 	for (;;) {

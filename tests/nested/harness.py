@@ -99,7 +99,8 @@ def add_disk_images(root, work):
         shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
 
 
-def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False):
+def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False,
+                         with_guests=False):
     root = os.path.join(work, 'root')
     kver = open(os.path.join(assets, 'kver')).read().strip()
     for d in ('bin', 'dev', 'proc', 'sys', 'tmp', 'skiff/lib', 'assets', 'tests',
@@ -140,6 +141,9 @@ def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False)
             shutil.copy(os.path.join('/usr/share/qemu', f), os.path.join(root, 'qemu', f))
     if with_disks:
         add_disk_images(root, work)
+    if with_guests:
+        shutil.copy(os.path.join(os.environ['GUEST_DIR'], 'migtest.elf'),
+                    os.path.join(root, 'assets/migtest.elf'))
     strip_pvh_note(os.path.join(assets, 'vmlinux'), os.path.join(root, 'assets/vmlinux-nopvh'))
     os.rename(os.path.join(root, 'assets/vmlinux'), os.path.join(root, 'assets/vmlinux-pvh'))
     cpio = os.path.join(work, 'host.cpio')
@@ -160,7 +164,8 @@ def run_nested(case, skiff, assets):
     with tempfile.TemporaryDirectory(prefix='skiff-nested-', dir=os.path.dirname(assets)) as work:
         cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench',
                                      with_disks=case.startswith('virtio-blk-') or
-                                     case == 'migrate-linux')
+                                     case == 'migrate-linux',
+                                     with_guests=case == 'migrate-serial')
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,
