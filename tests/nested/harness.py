@@ -154,6 +154,10 @@ def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False,
     return cpio
 
 
+# What the test host's kernel prints when one of its CPUs is stuck.
+SOFT_LOCKUP = 'watchdog: BUG: soft lockup'
+
+
 def run_nested(case, skiff, assets):
     if not shutil.which('qemu-system-x86_64'):
         log('SKIP: qemu-system-x86_64 is not installed')
@@ -165,7 +169,8 @@ def run_nested(case, skiff, assets):
         cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench',
                                      with_disks=case.startswith('virtio-blk-') or
                                      case == 'migrate-linux',
-                                     with_guests=case == 'migrate-serial')
+                                     with_guests=case.startswith('migrate-') and
+                                     case != 'migrate-linux')
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,
@@ -181,13 +186,19 @@ def run_nested(case, skiff, assets):
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
             try:
-                proc.wait(timeout=540)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                log(open(logpath, errors='replace').read())
-                log('FAIL: the nested host did not finish in 540 s')
-                return 1
+                deadline = time.monotonic() + 540
+                while proc.poll() is None:
+                    if time.monotonic() > deadline:
+                        log(open(logpath, errors='replace').read())
+                        log('FAIL: the nested host did not finish in 540 s')
+                        return 1
+                    if SOFT_LOCKUP in open(logpath, errors='replace').read():
+                        # The test host's own kernel is stuck: nothing
+                        # will come of this run (see main()).
+                        log(open(logpath, errors='replace').read()[-3000:])
+                        log('FAIL: the nested test host\'s kernel reports a soft lockup')
+                        return 1
+                    time.sleep(1)
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -257,7 +268,17 @@ def main():
             return SKIP
         return run_local(case, skiff, assets)
     ret = run_nested(case, skiff, assets)
-    if ret == 1 and last_run_triple_faulted(assets, case):
+    if ret == 1 and last_run_has(assets, case, SOFT_LOCKUP):
+        # Seen in smp-memory-cmdline (4 vCPUs on the test host's 2) on
+        # 2026-12-05: the test host's kernel (under QEMU TCG) reported a
+        # kworker stuck for tens of seconds from the moment the guest
+        # started, and the run hung until killed (an earlier silent hang
+        # of the same case was likely the same). One retry, visible in
+        # the log; a second one fails the case.
+        log('RETRY: the nested test host\'s own kernel locked up (soft lockup under QEMU '
+            'TCG); running the case once more')
+        ret = run_nested(case, skiff, assets)
+    elif ret == 1 and last_run_has(assets, case, 'triple fault (KVM_EXIT_SHUTDOWN)'):
         # Known intermittent problem (issue 3): under QEMU TCG's SVM the
         # Debian kernel sometimes triple-faults at a random point of its
         # early boot (seen at 3-6 s, on any vCPU). One retry, visible in
@@ -268,11 +289,11 @@ def main():
     return ret
 
 
-def last_run_triple_faulted(assets, case):
+def last_run_has(assets, case, text):
     logpath = os.path.join(os.path.dirname(assets), 'nested-logs',
                            case + os.environ.get('SKIFF_EXTRA', '') + '.log')
     try:
-        return 'triple fault (KVM_EXIT_SHUTDOWN)' in open(logpath, errors='replace').read()
+        return text in open(logpath, errors='replace').read()
     except OSError:
         return False
 
