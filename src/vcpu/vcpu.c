@@ -457,6 +457,13 @@ void vcpu_dump(struct vcpu *v, FILE *out)
 		dump_seg(out, "tr", &s.tr);
 		fprintf(out, "  gdt=%016llx+%x idt=%016llx+%x\n", s.gdt.base, s.gdt.limit,
 			s.idt.base, s.idt.limit);
+		/* skiff starts no vCPU at the reset vector (there is no
+		 * firmware): this is KVM's INIT state. */
+		if (s.cs.selector == 0xf000 && s.cs.base == 0xffff0000 &&
+		    (s.cr0 & 1) == 0 && ioctl(v->fd, KVM_GET_REGS, &r) == 0 && r.rip == 0xfff0)
+			fprintf(out, "  (the power-on state: on AMD hosts KVM re-initialises a vCPU "
+				"when it reports a triple fault, so these are not the registers "
+				"the guest faulted with)\n");
 	}
 }
 

@@ -628,6 +628,40 @@ START_TEST(vcpu_tsc_deadline_kept)
 }
 END_TEST
 
+/* Not migration, but this file has the KVM fixture: a register dump of a
+ * vCPU in KVM's power-on state says so (on AMD hosts KVM re-initialises a
+ * vCPU when it reports a triple fault), and only then. */
+static bool dump_says_power_on(struct vcpu *v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	bool said;
+
+	ck_assert_ptr_nonnull(f);
+	vcpu_dump(v, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "rip="));
+	said = strstr(text, "power-on state") != NULL;
+	free(text);
+	return said;
+}
+
+START_TEST(vcpu_dump_names_power_on_state)
+{
+	struct kvm_fix a;
+	struct kvm_regs regs;
+
+	SKIP_WITHOUT_KVM(&a);
+	ck_assert(dump_says_power_on(&a.v));
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_GET_REGS, &regs), 0);
+	regs.rip = 0x1000;
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_SET_REGS, &regs), 0);
+	ck_assert(!dump_says_power_on(&a.v));
+	kvm_close(&a);
+}
+END_TEST
+
 START_TEST(vcpu_hostile)
 {
 	struct kvm_fix a, b;
@@ -794,6 +828,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, vcpu_round_trip);
 		tcase_add_test(tc, vcpu_load_skips_only_equal);
 		tcase_add_test(tc, vcpu_tsc_deadline_kept);
+		tcase_add_test(tc, vcpu_dump_names_power_on_state);
 		tcase_add_test(tc, vcpu_hostile);
 		tcase_add_test(tc, vm_round_trip_and_hostile);
 	} else {
