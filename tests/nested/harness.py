@@ -169,8 +169,8 @@ def run_nested(case, skiff, assets):
         cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench',
                                      with_disks=case.startswith('virtio-blk-') or
                                      case == 'migrate-linux',
-                                     with_guests=case.startswith('migrate-') and
-                                     case != 'migrate-linux')
+                                     with_guests=case in ('migrate-serial', 'migrate-dirty',
+                                                          'snapshot-serial'))
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,

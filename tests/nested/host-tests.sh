@@ -49,6 +49,21 @@ khz() { awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo; }
 # last one and waits for its MIG FINAL line. Each console, /tmp/hK.out,
 # is read by a slow shell loop. Sets OUT=/tmp/all.out for the caller.
 slow() { while IFS= read -r l; do echo "$l"; done; printf '%s' "$l"; }
+
+# spew_sequence FILES...: the consoles of a migtest spew=1 guest, one after
+# the other, hold S0, S1, ... exactly between MIG READY and MIG FINAL (no
+# character twice, none missing). Leaves them in OUT=/tmp/all.out.
+spew_sequence() {
+	OUT=/tmp/all.out
+	cat "$@" | tr -d '\r' >$OUT
+	for f in "$@"; do echo "$f: $(grep -c '^S' $f) lines"; done
+	has "^MIG FINAL" || fail "no MIG FINAL line"
+	bad=$(sed -n '/^MIG READY/,/^MIG FINAL/p' $OUT | sed '1d;$d' |
+		awk '$0 != "S" NR - 1 { print NR - 1 ": " $0; n++ } END { if (NR < 200) print "only " NR " lines"; exit 0 }' | head -5)
+	[ -z "$bad" ] || { for f in "$@"; do echo "$f ends: $(tail -c 30 $f | tr '\n' ' ')"; done; fail "the sequence breaks: $bad"; }
+	STREAMED=1
+	echo "--- last lines:"; tail -3 $OUT
+}
 migtest_hops() {
 	# Read-write: opening it neither blocks nor waits for the reader.
 	rm -f /tmp/inq; mkfifo /tmp/inq; exec 3<>/tmp/inq
@@ -310,15 +325,32 @@ migrate-serial)
 	# The consoles, one after the other, must hold the sequence exactly.
 	VM="--kernel $A/migtest.elf --memory 256M --debug-exit 0xf4 --cmdline \"tsc_khz=$(khz) mib=4 spew=1\""
 	migtest_hops 3
-	cat /tmp/h0.out /tmp/h1.out /tmp/h2.out /tmp/h3.out | tr -d '\r' >$OUT
-	for h in 0 1 2 3; do echo "hop $h: $(grep -c '^S' /tmp/h$h.out) lines"; done
-	has "^MIG FINAL" || fail "no MIG FINAL line"
-	# Every line between READY and FINAL is S<n>, n counting from 0.
-	bad=$(sed -n '/^MIG READY/,/^MIG FINAL/p' $OUT | sed '1d;$d' |
-		awk '$0 != "S" NR - 1 { print NR - 1 ": " $0; n++ } END { if (NR < 200) print "only " NR " lines"; exit 0 }' | head -5)
-	[ -z "$bad" ] || { for h in 0 1 2; do echo "hop $h ends: $(tail -c 30 /tmp/h$h.out | tr '\n' ' ')"; done; fail "the sequence breaks: $bad"; }
-	STREAMED=1
-	echo "--- last lines:"; tail -3 $OUT
+	spew_sequence /tmp/h0.out /tmp/h1.out /tmp/h2.out /tmp/h3.out
+	pass ;;
+snapshot-serial)
+	# The same through a snapshot: the spewing guest is stopped, saved to a
+	# file, its skiff quits, and a new one restores it (--restore); the
+	# second console must continue the first exactly.
+	VM="--kernel $A/migtest.elf --memory 256M --debug-exit 0xf4 --cmdline \"tsc_khz=$(khz) mib=4 spew=1\""
+	rm -f /tmp/inq; mkfifo /tmp/inq; exec 3<>/tmp/inq
+	( eval skiff run $VM --api-socket /tmp/h0.sock </dev/null 2>/tmp/h0.err | slow >/tmp/h0.out ) &
+	OUT=/tmp/h0.out
+	wait_for "MIG READY" 120 || { cat /tmp/h0.err; fail "the guest does not start"; }
+	sleep 1
+	skiff ctl /tmp/h0.sock stop >/tmp/ctl.out 2>&1 || { cat /tmp/ctl.out; fail "stop failed"; }
+	skiff ctl --json --timeout 120 /tmp/h0.sock migrate file:/tmp/snap >/tmp/ctl.out 2>&1 ||
+		{ cat /tmp/ctl.out /tmp/h0.err; fail "the snapshot failed"; }
+	skiff ctl /tmp/h0.sock quit >/dev/null 2>&1
+	sleep 1
+	( eval skiff run $VM --api-socket /tmp/h1.sock --restore file:/tmp/snap \
+		</tmp/inq 2>/tmp/h1.err | slow >/tmp/h1.out ) &
+	sleep 2
+	printf q >&3
+	OUT=/tmp/h1.out
+	wait_for "MIG FINAL" 120 || { cat /tmp/h1.err; fail "the restored guest does not finish"; }
+	exec 3>&-
+	sleep 1
+	spew_sequence /tmp/h0.out /tmp/h1.out
 	pass ;;
 migrate-dirty)
 	# migtest rewrites 16 MiB at 20 MB/s and keeps virtio-blk writes in
