@@ -99,6 +99,20 @@ def add_disk_images(root, work):
         shutil.copy(lib, os.path.join(root, 'skiff/lib', os.path.basename(lib)))
 
 
+def add_guest_images(root):
+    """The virtio_blk guest's disk images (tests/virtio/guests.py's
+    pattern over 2048 sectors) and what its writable one must hold after
+    the guest's run (sector 10 rewritten with j ^ 0x5a)."""
+    n = 2048 * 512
+    pat = bytes(((i * 7 + (i >> 9)) & 0xff) for i in range(n))
+    want = bytearray(pat)
+    want[10 * 512:11 * 512] = bytes((j ^ 0x5a) & 0xff for j in range(512))
+    with open(os.path.join(root, 'assets/pattern.img'), 'wb') as f:
+        f.write(pat)
+    with open(os.path.join(root, 'assets/blk-want.img'), 'wb') as f:
+        f.write(want)
+
+
 def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False,
                          with_guests=False):
     root = os.path.join(work, 'root')
@@ -142,8 +156,10 @@ def build_host_initramfs(skiff, assets, work, with_qemu=False, with_disks=False,
     if with_disks:
         add_disk_images(root, work)
     if with_guests:
-        shutil.copy(os.path.join(os.environ['GUEST_DIR'], 'migtest.elf'),
-                    os.path.join(root, 'assets/migtest.elf'))
+        for g in ('migtest', 'smp', 'virtio_blk', 'virtio_rng', 'virtio_hostile'):
+            shutil.copy(os.path.join(os.environ['GUEST_DIR'], g + '.elf'),
+                        os.path.join(root, 'assets', g + '.elf'))
+        add_guest_images(root)
     strip_pvh_note(os.path.join(assets, 'vmlinux'), os.path.join(root, 'assets/vmlinux-nopvh'))
     os.rename(os.path.join(root, 'assets/vmlinux'), os.path.join(root, 'assets/vmlinux-pvh'))
     cpio = os.path.join(work, 'host.cpio')
@@ -169,8 +185,8 @@ def run_nested(case, skiff, assets):
         cpio = build_host_initramfs(skiff, assets, work, with_qemu=case == 'bench',
                                      with_disks=case.startswith('virtio-blk-') or
                                      case == 'migrate-linux',
-                                     with_guests=case in ('migrate-serial', 'migrate-dirty',
-                                                          'snapshot-serial'))
+                                     with_guests=case in ('guests', 'migrate-serial',
+                                                          'migrate-dirty', 'snapshot-serial'))
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', '2', '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,

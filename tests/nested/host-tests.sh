@@ -314,6 +314,32 @@ migrate-linux)
 	[ "$got" = "$want" ] || fail "disk sha256 on the destination $got, host $want"
 	[ $rc -eq 0 ] || fail "destination exit status $rc"
 	pass ;;
+guests)
+	# skiff's own ring-3 test guests, which check themselves, on SVM (the
+	# local suite runs them on PVM only): SMP start-up, virtio-blk with
+	# MSI-X (the host then compares the image byte for byte), virtio-rng,
+	# and a hostile driver that must leave the device in NEEDS_RESET nine
+	# times while the VM runs on.
+	guest() {  # NAME ARGS...: runs guest NAME, TEST PASS (status 1) expected
+		g=$1; shift
+		run 120 --kernel $A/$g.elf --debug-exit 0xf4 --serial stdio "$@"
+		has "TEST PASS" && [ $rc -eq 1 ] || fail "$g: status $rc, no TEST PASS"
+		echo "$g: TEST PASS"
+	}
+	guest smp --cpus 4 --cmdline ncpus=4
+	cp $A/pattern.img /tmp/rw.img; cp $A/pattern.img /tmp/ro.img
+	guest virtio_blk --disk path=/tmp/rw.img,serial=sk-7 --disk path=/tmp/ro.img,readonly=on \
+		--cmdline "sectors=2048 serial=sk-7 ro=1 msix=1"
+	has "MSI-X message delivered" || fail "virtio_blk: MSI-X delivery was not checked"
+	cmp /tmp/rw.img $A/blk-want.img || fail "virtio_blk: the image does not hold what the guest wrote"
+	cmp /tmp/ro.img $A/pattern.img || fail "virtio_blk: the read-only image changed"
+	guest virtio_rng --rng
+	cp $A/pattern.img /tmp/h.img
+	# 2000 kicks, not the default 200000: each is a VM exit emulated by TCG.
+	guest virtio_hostile --disk path=/tmp/h.img --rng --cmdline kicks=2000
+	n=$(grep -c NEEDS_RESET $OUT)
+	[ "$n" -eq 9 ] || fail "virtio_hostile: $n malformed rings caught, expected 9"
+	pass ;;
 migrate-serial)
 	# skiff's migtest guest prints S0, S1, ... (two port accesses per
 	# character, each a vCPU exit) while it migrates three times between
