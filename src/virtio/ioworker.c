@@ -52,6 +52,7 @@ struct ioworker {
 	unsigned int nr_src;
 	unsigned int inflight;   /* I/O thread only */
 	uint64_t poll_ns;
+	bool poll_idle_only;     /* no busy-poll while requests are in flight */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -169,7 +170,13 @@ static bool poll_for_work(struct ioworker *w)
 	uint64_t end;
 
 	io_uring_submit(&w->ring);
-	if (w->poll_ns && w->ops->poll) {
+	if (io_uring_cq_ready(&w->ring))
+		return false; /* completions: reap them (no wait) */
+	/* poll_idle_only: requests still in flight went on asynchronously,
+	 * and their completions come from io_uring's worker threads (buffered
+	 * writes, reads that miss the page cache), which need the CPU a
+	 * spinning thread would take: sleep until one completes or a kick. */
+	if (w->poll_ns && w->ops->poll && !(w->poll_idle_only && w->inflight)) {
 		end = now_ns() + w->poll_ns;
 		do {
 			if (io_uring_cq_ready(&w->ring))
@@ -332,6 +339,11 @@ void ioworker_hold(struct ioworker *w, unsigned int id, bool hold)
 void ioworker_set_poll(struct ioworker *w, uint64_t ns)
 {
 	w->poll_ns = ns;
+}
+
+void ioworker_poll_when_idle(struct ioworker *w, bool idle_only)
+{
+	w->poll_idle_only = idle_only;
 }
 
 int ioworker_start(struct ioworker *w, const struct sandbox *sb)

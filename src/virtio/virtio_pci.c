@@ -644,6 +644,11 @@ void virtio_pci_set_poll(struct virtio_dev *vd, uint64_t ns)
 	ioworker_set_poll(vd->w, ns);
 }
 
+void virtio_pci_poll_when_idle(struct virtio_dev *vd, bool idle_only)
+{
+	ioworker_poll_when_idle(vd->w, idle_only);
+}
+
 int virtio_dev_run_sync(struct virtio_dev *vd)
 {
 	return ioworker_run_sync(vd->w);

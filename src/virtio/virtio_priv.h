@@ -59,6 +59,8 @@ void ioworker_hold(struct ioworker *w, unsigned int id, bool hold);
 /* Main thread, before ioworker_start: after activity, busy-poll the ring
  * and the queues for `ns` before sleeping (0: never poll). */
 void ioworker_set_poll(struct ioworker *w, uint64_t ns);
+/* Busy-poll only with no request in flight (before the thread starts). */
+void ioworker_poll_when_idle(struct ioworker *w, bool idle_only);
 /* Unit tests and fuzz targets only, never once the thread is started: one
  * round of the thread's work on the caller's thread — a pending wake-up,
  * every queue looked at, then submit and reap until nothing is in flight.
@@ -194,6 +196,7 @@ int MUST_CHECK virtio_pci_create(struct pci_host *host, struct guest_mem *mem,
 				 unsigned int uring_entries, struct virtio_dev **out);
 /* Before virtio_dev_start: busy-poll window of the I/O thread. */
 void virtio_pci_set_poll(struct virtio_dev *vd, uint64_t ns);
+void virtio_pci_poll_when_idle(struct virtio_dev *vd, bool idle_only);
 
 /* I/O thread helpers for the devices. */
 /* Completes a chain: used ring, counters, interrupt at the end of the batch. */
