@@ -437,9 +437,10 @@ void vcpu_dump(struct vcpu *v, FILE *out)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
+	bool have_regs = ioctl(v->fd, KVM_GET_REGS, &r) == 0;
 
 	fprintf(out, "vCPU %u registers:\n", v->index);
-	if (ioctl(v->fd, KVM_GET_REGS, &r) == 0) {
+	if (have_regs) {
 		fprintf(out, "  rip=%016llx rsp=%016llx rflags=%016llx\n"
 			"  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
 			"  rsi=%016llx rdi=%016llx rbp=%016llx\n"
@@ -460,7 +461,7 @@ void vcpu_dump(struct vcpu *v, FILE *out)
 		/* skiff starts no vCPU at the reset vector (there is no
 		 * firmware): this is KVM's INIT state. */
 		if (s.cs.selector == 0xf000 && s.cs.base == 0xffff0000 &&
-		    (s.cr0 & 1) == 0 && ioctl(v->fd, KVM_GET_REGS, &r) == 0 && r.rip == 0xfff0)
+		    (s.cr0 & 1) == 0 && have_regs && r.rip == 0xfff0)
 			fprintf(out, "  (the power-on state: on AMD hosts KVM re-initialises a vCPU "
 				"when it reports a triple fault, so these are not the registers "
 				"the guest faulted with)\n");

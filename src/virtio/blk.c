@@ -637,7 +637,7 @@ int virtio_blk_create(struct pci_host *host, struct guest_mem *mem,
 	 * O_DIRECT, requests that do not complete at once (buffered writes,
 	 * reads that miss the page cache) run on io_uring's worker threads:
 	 * then the thread sleeps instead (with polling, 128 KiB sequential
-	 * writes ran at 46-52 K/s on two CPUs, without 66-80 K/s). */
+	 * buffered writes ran at 44-50 K/s on two CPUs, without 59-73 K/s). */
 	virtio_pci_set_poll(b->vd, cfg->poll_ns);
 	virtio_pci_poll_when_idle(b->vd, !cfg->direct);
 	*out = b->vd;
