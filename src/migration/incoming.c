@@ -317,7 +317,12 @@ static int load_stream(struct migration *m, struct mig_stream *s, int lfd, char 
 			if (!state_started) {
 				t_state = mig_now_ns();
 				state_started = true;
-				mig_set_status(m, MIG_S_DEVICE);
+				/* Emitted when the main thread wakes for the
+				 * resume (or the failure): not woken for it
+				 * here, inside the guest's pause. */
+				pthread_mutex_lock(&m->lock);
+				mig_log_status_locked(m, MIG_S_DEVICE);
+				pthread_mutex_unlock(&m->lock);
 			}
 			if (type == MIG_REC_VM) {
 				if (have_vm) {

@@ -49,12 +49,17 @@ void mig_wake_main(struct migration *m)
 	}
 }
 
-void mig_set_status(struct migration *m, enum mig_status s)
+void mig_log_status_locked(struct migration *m, enum mig_status s)
 {
-	pthread_mutex_lock(&m->lock);
 	m->info.status = s;
 	if (m->status_log_len < MIG_STATUS_LOG)
 		m->status_log[m->status_log_len++] = s;
+}
+
+void mig_set_status(struct migration *m, enum mig_status s)
+{
+	pthread_mutex_lock(&m->lock);
+	mig_log_status_locked(m, s);
 	pthread_mutex_unlock(&m->lock);
 	mig_wake_main(m);
 }

@@ -71,6 +71,11 @@ struct migration {
 uint64_t mig_now_ns(void);
 /* Migration thread: status change (logged for the MIGRATION event). */
 void mig_set_status(struct migration *m, enum mig_status s);
+/* The same with m->lock held and without waking the main thread: its
+ * event goes out at the main thread's next wake. For the final phase,
+ * where a wake of the main thread (an eventfd write, and often a switch
+ * to it on this CPU) lengthens the guest's pause. */
+void mig_log_status_locked(struct migration *m, enum mig_status s);
 /* Migration thread: asks the main thread to park the vCPUs and pause the
  * devices; false if it refused (the VM is exiting or was cancelled). */
 bool mig_request_pause(struct migration *m);

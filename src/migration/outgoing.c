@@ -553,10 +553,12 @@ void *mig_outgoing_thread(void *arg)
 	 * the pause: parking the vCPUs is part of it. */
 	m->t_pause_ns = mig_now_ns();
 	/* Each vCPU thread saves its own state as it parks: the main thread
-	 * arms that in the pause (arm_vcpu_saves). */
+	 * arms that in the pause (arm_vcpu_saves). The status is "device"
+	 * from here: the main thread, woken for the pause, emits it. */
 	pthread_mutex_lock(&m->lock);
 	m->vcpu_saves = vs;
 	m->arm_vcpu_saves = arm_vcpu_saves;
+	mig_log_status_locked(m, MIG_S_DEVICE);
 	pthread_mutex_unlock(&m->lock);
 	vs_offered = true;
 	if (!mig_request_pause(m)) {
@@ -568,7 +570,6 @@ void *mig_outgoing_thread(void *arg)
 	/* The kicker ends on its own (joined below, off the downtime). */
 	atomic_store(&vm->rs.throttle_pct, 0);
 	atomic_store(&m->throttle_stop, true);
-	mig_set_status(m, MIG_S_DEVICE);
 	ret = mig_ram_sync(&r);
 	if (ret) {
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
