@@ -32,6 +32,8 @@ struct vcpu_ctx {
 	 * size, KVM_CAP_SREGS2 as 1 (has it) or -1; 0 in both: not probed. */
 	int xsave_size;
 	int sregs2;
+	/* KVM_CAP_SYNC_REGS's mask (KVM_SYNC_X86_*); 0: none or not probed. */
+	int sync_regs;
 };
 
 struct vcpu;
@@ -111,6 +113,20 @@ int MUST_CHECK vcpu_start(struct vcpu *v);
  * run state and leaves its loop. */
 void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
+
+/* The general registers. A destination's load may leave them in the
+ * vCPU's kvm_run for its next KVM_RUN to set (vcpu_defer_regs); until that
+ * KVM_RUN, KVM holds stale ones, so every reader and writer goes through
+ * these two, from the vCPU's thread or with the thread parked or stopped. */
+int MUST_CHECK vcpu_get_regs(struct vcpu *v, struct kvm_regs *regs);
+int MUST_CHECK vcpu_set_regs(struct vcpu *v, const struct kvm_regs *regs);
+/* Vcpu parked or not started: the registers go into kvm_run, and KVM sets
+ * them at the start of the next KVM_RUN (KVM_CAP_SYNC_REGS), before it
+ * handles anything else: a vCPU ioctl less, several microseconds of a
+ * migration's downtime under some hypervisors. -ENOTSUP without the
+ * capability. Only for a runnable or halted vCPU: KVM applies them only
+ * once the vCPU runs, after an INIT or SIPI would have set its own. */
+int MUST_CHECK vcpu_defer_regs(struct vcpu *v, const struct kvm_regs *regs);
 
 /* Prints registers and segment state (for guest faults). */
 void vcpu_dump(struct vcpu *v, FILE *out);

@@ -97,8 +97,9 @@ int mig_vcpu_save(struct vcpu *v, struct mig_buf *out)
 	void *xsave;
 
 	mig_put_u32(out, VCPU_REC_VERSION);
-	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
-		return -errno;
+	ret = vcpu_get_regs(v, &regs);   /* also those a load left for KVM_RUN */
+	if (ret)
+		return ret;
 	put_sec(out, SEC_REGS, &regs, sizeof(regs));
 	xsize = xsave_size(v);
 	/* Straight into the record (the buffer is faulted in beforehand):
@@ -279,6 +280,36 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
  * registers (EFER, checked against CR0/CR4) is kept; MP state and the
  * LAPIC do not depend on them (the APIC base comes with the segment
  * registers), and the guest TSC precedes the deadline in the one call. */
+/* The general registers, held by load_sections while KVM can take them
+ * with the next KVM_RUN (KVM_CAP_SYNC_REGS): then they cost no ioctl in the
+ * downtime. They are set last, or just before the vCPU events when those
+ * are loaded (KVM_SET_REGS clears a pending exception). Deferred only for
+ * a runnable or halted vCPU (see vcpu_defer_regs): the rest get the ioctl. */
+static int put_regs(struct vcpu *v, const uint8_t *d, bool defer, char *err, size_t errlen)
+{
+	struct kvm_regs regs;
+	int ret;
+
+	memcpy(&regs, d, sizeof(regs));
+	ret = defer ? vcpu_defer_regs(v, &regs) : -ENOTSUP;
+	if (ret == -ENOTSUP)
+		ret = vcpu_set_regs(v, &regs);
+	if (ret)
+		snprintf(err, errlen, "KVM refused the registers: %s", strerror(-ret));
+	return ret;
+}
+
+/* The MP state section d (NULL: none) leaves the vCPU runnable or halted. */
+static bool mp_runs(const uint8_t *d)
+{
+	struct kvm_mp_state mp;
+
+	if (!d)
+		return false;
+	memcpy(&mp, d, sizeof(mp));
+	return mp.mp_state == KVM_MP_STATE_RUNNABLE || mp.mp_state == KVM_MP_STATE_HALTED;
+}
+
 static int load_sections(struct vcpu *v, const void *p, size_t len,
 			 const struct mig_vcpu_cur *cur, struct kvm_msrs **msrs, char *err,
 			 size_t errlen)
@@ -287,6 +318,8 @@ static int load_sections(struct vcpu *v, const void *p, size_t len,
 	uint32_t version, seen = 0;
 	int rank = 0;
 	int xsize = xsave_size(v);
+	const uint8_t *regs = NULL;     /* held: see put_regs */
+	const uint8_t *mp = NULL;
 
 	mig_rd_init(&r, p, len);
 	version = mig_get_u32(&r);
@@ -381,8 +414,23 @@ static int load_sections(struct vcpu *v, const void *p, size_t len,
 		}
 		if (!sec_is(slen, size, what, err, errlen))
 			return -EPROTO;
+		if (tag == SEC_MPSTATE)
+			mp = d;
 		if (cur_sec(cur, tag) && !memcmp(cur_sec(cur, tag), d, size))
 			continue;   /* KVM holds exactly this already */
+		if (tag == SEC_REGS && (v->ctx->sync_regs & KVM_SYNC_X86_REGS)) {
+			regs = d;
+			continue;
+		}
+		if (tag == SEC_EVENTS && regs) {
+			/* Setting the registers clears a pending exception:
+			 * they go first. */
+			int ret = put_regs(v, regs, false, err, errlen);
+
+			if (ret)
+				return ret;
+			regs = NULL;
+		}
 		{
 			void *copy = malloc(size);
 			int ret = 0;
@@ -402,6 +450,8 @@ static int load_sections(struct vcpu *v, const void *p, size_t len,
 	if (mig_rd_done(&r, true)) {
 		int ret = flush_msrs(v, msrs, err, errlen);
 
+		if (!ret && regs)
+			ret = put_regs(v, regs, mp_runs(mp), err, errlen);
 		if (ret)
 			return ret;
 	}

@@ -35,6 +35,7 @@ static int setup_pvh_entry(struct vcpu *v, const struct vcpu_boot *boot)
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { 0 };
 	struct kvm_fpu fpu = { 0 };
+	int ret;
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
@@ -52,8 +53,9 @@ static int setup_pvh_entry(struct vcpu *v, const struct vcpu_boot *boot)
 	regs.rip = (uint32_t)boot->entry;
 	regs.rbx = boot->start_info;
 	regs.rflags = 0x2; /* reserved bit 1 */
-	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-		return -errno;
+	ret = vcpu_set_regs(v, &regs);
+	if (ret)
+		return ret;
 
 	/* x87 and SSE control words as after FNINIT / power-on. */
 	fpu.fcw = 0x37f;
@@ -73,6 +75,7 @@ static int setup_linux64_entry(struct vcpu *v, const struct vcpu_boot *boot)
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { 0 };
 	struct kvm_fpu fpu = { 0 };
+	int ret;
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
@@ -94,8 +97,9 @@ static int setup_linux64_entry(struct vcpu *v, const struct vcpu_boot *boot)
 	regs.rip = boot->entry;
 	regs.rsi = boot->start_info;
 	regs.rflags = 0x2;
-	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
-		return -errno;
+	ret = vcpu_set_regs(v, &regs);
+	if (ret)
+		return ret;
 	fpu.fcw = 0x37f;
 	fpu.mxcsr = 0x1f80;
 	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
@@ -424,6 +428,45 @@ void vcpu_destroy(struct vcpu *v)
 	free(v);
 }
 
+/* --- general registers ---------------------------------------------------- */
+
+/* kvm_dirty_regs is shared with KVM, which clears the bit in the KVM_RUN
+ * that applies the registers; the callers' contexts (the vCPU's own
+ * thread, or its thread parked or stopped, with the park's lock ordering
+ * the accesses) keep it from being read or written concurrently. */
+static bool regs_deferred(const struct vcpu *v)
+{
+	return v->run && (v->run->kvm_dirty_regs & KVM_SYNC_X86_REGS);
+}
+
+int vcpu_get_regs(struct vcpu *v, struct kvm_regs *regs)
+{
+	if (regs_deferred(v)) {
+		*regs = v->run->s.regs.regs;
+		return 0;
+	}
+	return ioctl(v->fd, KVM_GET_REGS, regs) < 0 ? -errno : 0;
+}
+
+int vcpu_set_regs(struct vcpu *v, const struct kvm_regs *regs)
+{
+	struct kvm_regs copy = *regs;
+
+	/* A deferred set would overwrite this one at the next KVM_RUN. */
+	if (regs_deferred(v))
+		v->run->kvm_dirty_regs &= ~(uint64_t)KVM_SYNC_X86_REGS;
+	return ioctl(v->fd, KVM_SET_REGS, &copy) < 0 ? -errno : 0;
+}
+
+int vcpu_defer_regs(struct vcpu *v, const struct kvm_regs *regs)
+{
+	if (!v->run || !(v->ctx->sync_regs & KVM_SYNC_X86_REGS))
+		return -ENOTSUP;
+	v->run->s.regs.regs = *regs;
+	v->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+	return 0;
+}
+
 /* --- diagnostics ---------------------------------------------------------- */
 
 static void dump_seg(FILE *out, const char *name, const struct kvm_segment *s)
@@ -437,7 +480,7 @@ void vcpu_dump(struct vcpu *v, FILE *out)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	bool have_regs = ioctl(v->fd, KVM_GET_REGS, &r) == 0;
+	bool have_regs = vcpu_get_regs(v, &r) == 0;
 
 	fprintf(out, "vCPU %u registers:\n", v->index);
 	if (have_regs) {

@@ -272,7 +272,10 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 		.sandbox = vm->sandbox,
 		.xsave_size = ioctl(vm->kvm.fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2),
 		.sregs2 = ioctl(vm->kvm.fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0 ? 1 : -1,
+		.sync_regs = ioctl(vm->kvm.fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS),
 	};
+	if (vm->vcpu_ctx.sync_regs < 0)
+		vm->vcpu_ctx.sync_regs = 0;
 	if (vm->vcpu_ctx.xsave_size < (int)sizeof(struct kvm_xsave))
 		vm->vcpu_ctx.xsave_size = sizeof(struct kvm_xsave);
 	vm->vcpus = calloc(vm->cfg->cpus, sizeof(*vm->vcpus));

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "acpi_ged.h"
@@ -567,6 +568,115 @@ START_TEST(vcpu_load_skips_only_equal)
 }
 END_TEST
 
+/* The fixture's vCPU with its kvm_run mapped and KVM_CAP_SYNC_REGS probed,
+ * as vm.c sets them up: loads may then defer the registers to KVM_RUN. */
+static bool map_run(struct kvm_fix *f)
+{
+	int size = ioctl(f->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+
+	ck_assert_int_gt(size, 0);
+	f->v.run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, f->v.fd, 0);
+	ck_assert(f->v.run != MAP_FAILED);
+	f->ctx.run_size = size;
+	f->ctx.sync_regs = ioctl(f->kvm, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+	return f->ctx.sync_regs > 0 && (f->ctx.sync_regs & KVM_SYNC_X86_REGS);
+}
+
+/* What KVM itself holds after the vCPU's next KVM_RUN (run here with
+ * immediate_exit: KVM applies kvm_run's registers, then returns EINTR). */
+static uint64_t kvm_rax_after_run(struct kvm_fix *f)
+{
+	struct kvm_regs regs;
+
+	f->v.run->immediate_exit = 1;
+	ck_assert_int_eq(ioctl(f->v.fd, KVM_RUN, 0), -1);
+	ck_assert_int_eq(errno, EINTR);
+	f->v.run->immediate_exit = 0;
+	ck_assert_int_eq(ioctl(f->v.fd, KVM_GET_REGS, &regs), 0);
+	return regs.rax;
+}
+
+static void set_rax(struct kvm_fix *f, uint64_t rax)
+{
+	struct kvm_regs regs;
+
+	ck_assert_int_eq(ioctl(f->v.fd, KVM_GET_REGS, &regs), 0);
+	regs.rax = rax;
+	regs.rip = 0xfff0;
+	regs.rflags = 0x2;
+	ck_assert_int_eq(ioctl(f->v.fd, KVM_SET_REGS, &regs), 0);
+}
+
+/* A destination's load leaves the registers of a runnable vCPU for its
+ * next KVM_RUN (no KVM_SET_REGS in the downtime): a save before that run
+ * still sees them, a later vcpu_set_regs (a reset) wins over them, and
+ * KVM holds them once the vCPU ran. A vCPU waiting for INIT/SIPI gets the
+ * ioctl (KVM would apply deferred ones only after the SIPI set its own). */
+START_TEST(vcpu_regs_deferred_to_run)
+{
+	struct kvm_fix a, b;
+	struct mig_vcpu_cur *cur = NULL;
+	struct mig_buf o1, o2;
+	struct kvm_regs regs;
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+	char err[256] = "";
+
+	SKIP_WITHOUT_KVM(&a);
+	ck_assert_int_eq(kvm_open(&b), 0);
+	mig_buf_init(&o1);
+	mig_buf_init(&o2);
+	set_rax(&a, 0x1122334455667788ull);
+	ck_assert_int_eq(mig_vcpu_save(&a.v, &o1), 0);
+	ck_assert_int_eq(mig_vcpu_current(&b.v, &cur), 0);
+	if (!map_run(&b)) {
+		/* No KVM_CAP_SYNC_REGS: the load sets them itself. */
+		ck_assert_msg(mig_vcpu_load_cur(&b.v, o1.data, o1.len, cur, err, sizeof(err)) == 0,
+			      "%s", err);
+		ck_assert_uint_eq(b.v.run->kvm_dirty_regs, 0);
+		ck_assert_int_eq(ioctl(b.v.fd, KVM_GET_REGS, &regs), 0);
+		ck_assert_uint_eq(regs.rax, 0x1122334455667788ull);
+		goto out;
+	}
+	ck_assert_msg(mig_vcpu_load_cur(&b.v, o1.data, o1.len, cur, err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_msg(b.v.run->kvm_dirty_regs & KVM_SYNC_X86_REGS, "registers not deferred");
+	ck_assert_int_eq(ioctl(b.v.fd, KVM_GET_REGS, &regs), 0);
+	ck_assert_uint_ne(regs.rax, 0x1122334455667788ull);  /* not in KVM yet */
+	ck_assert_int_eq(vcpu_get_regs(&b.v, &regs), 0);
+	ck_assert_uint_eq(regs.rax, 0x1122334455667788ull);
+	ck_assert_int_eq(mig_vcpu_save(&b.v, &o2), 0);
+	assert_same_vcpu(&o1, &o2);
+	ck_assert_uint_eq(kvm_rax_after_run(&b), 0x1122334455667788ull);
+	ck_assert_uint_eq(b.v.run->kvm_dirty_regs & KVM_SYNC_X86_REGS, 0);
+
+	/* A set after the deferral wins. */
+	ck_assert_msg(mig_vcpu_load_cur(&b.v, o1.data, o1.len, cur, err, sizeof(err)) == 0, "%s",
+		      err);
+	regs.rax = 0x99;
+	ck_assert_int_eq(vcpu_set_regs(&b.v, &regs), 0);
+	ck_assert_uint_eq(kvm_rax_after_run(&b), 0x99);
+
+	/* Waiting for INIT/SIPI: set at once. */
+	ck_assert_int_eq(ioctl(a.v.fd, KVM_SET_MP_STATE, &mp), 0);
+	mig_buf_reset(&o1);
+	ck_assert_int_eq(mig_vcpu_save(&a.v, &o1), 0);
+	mig_vcpu_current_free(cur);
+	ck_assert_int_eq(mig_vcpu_current(&b.v, &cur), 0);
+	ck_assert_msg(mig_vcpu_load_cur(&b.v, o1.data, o1.len, cur, err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_uint_eq(b.v.run->kvm_dirty_regs & KVM_SYNC_X86_REGS, 0);
+	ck_assert_int_eq(ioctl(b.v.fd, KVM_GET_REGS, &regs), 0);
+	ck_assert_uint_eq(regs.rax, 0x1122334455667788ull);
+out:
+	mig_vcpu_current_free(cur);
+	mig_buf_free(&o1);
+	mig_buf_free(&o2);
+	munmap(b.v.run, (size_t)b.ctx.run_size);
+	kvm_close(&b);
+	kvm_close(&a);
+}
+END_TEST
+
 /* A LAPIC timer in TSC-deadline mode keeps its deadline: the loader sets
  * the MSRs after the LAPIC (a deadline written while the LAPIC is not in
  * that mode is dropped by KVM, and reads back as 0). */
@@ -827,6 +937,7 @@ int main(int argc, char **argv)
 		close(fd);
 		tcase_add_test(tc, vcpu_round_trip);
 		tcase_add_test(tc, vcpu_load_skips_only_equal);
+		tcase_add_test(tc, vcpu_regs_deferred_to_run);
 		tcase_add_test(tc, vcpu_tsc_deadline_kept);
 		tcase_add_test(tc, vcpu_dump_names_power_on_state);
 		tcase_add_test(tc, vcpu_hostile);
