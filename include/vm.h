@@ -84,8 +84,15 @@ struct vm {
  * and lets them run again. Idempotent. */
 int MUST_CHECK vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
-/* Main thread: quiesce every virtio device (in-flight requests complete
- * first) and let them run again. For migration. */
+/* vm_pause in two halves. Main thread: asks every vCPU to park and kicks
+ * it, and counts the VM as paused (vm->paused) without waiting. Any
+ * thread, after that: waits until all are parked; false if the VM is
+ * exiting (then the main thread's vm_resume undoes the request). */
+void vm_pause_begin(struct vm *vm);
+bool vm_pause_wait(struct vm *vm);
+/* Quiesce every virtio device (in-flight requests complete first) and let
+ * them run again. For migration: its thread calls them with the vCPUs
+ * parked and the main thread kept from `stop`/`cont` by the status. */
 void vm_devices_pause(struct vm *vm);
 void vm_devices_resume(struct vm *vm);
 

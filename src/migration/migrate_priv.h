@@ -42,9 +42,13 @@ struct migration {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	/* Pause handshake: the thread sets pause_req and waits for
-	 * pause_done; the main thread parks the vCPUs and pauses the
-	 * virtio devices, then sets pause_ok and pause_done. */
+	 * pause_done; the main thread asks the vCPUs to park, then sets
+	 * pause_ok and pause_done; the thread waits for the vCPUs, pauses the
+	 * virtio devices and, if the VM was running, stamps stopped_at and
+	 * sets stop_pending (the main thread emits STOP at its next wake). */
 	bool pause_req, pause_done, pause_ok;
+	struct timespec stopped_at;
+	bool stop_pending;
 	/* Outgoing final phase: set by the migration thread before it asks
 	 * for the pause; main_pause calls arm_vcpu_saves(m) under the lock
 	 * just before it parks running vCPUs (outgoing.c). */

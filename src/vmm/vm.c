@@ -590,19 +590,29 @@ int vm_request_reset(struct vm *vm)
 
 int vm_pause(struct vm *vm)
 {
-	unsigned int i;
-
 	if (vm->paused)
 		return 0;
-	runstate_pause_begin(&vm->rs);
-	for (i = 0; i < vm->nr_vcpus; i++)
-		vcpu_kick(vm->vcpus[i]);
-	if (!runstate_pause_wait(&vm->rs, vm->nr_vcpus)) {
-		runstate_resume(&vm->rs);
+	vm_pause_begin(vm);
+	if (!vm_pause_wait(vm)) {
+		vm_resume(vm);
 		return -ESHUTDOWN;
 	}
-	vm->paused = true;
 	return 0;
+}
+
+void vm_pause_begin(struct vm *vm)
+{
+	if (vm->paused)
+		return;
+	runstate_pause_begin(&vm->rs);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	vm->paused = true;
+}
+
+bool vm_pause_wait(struct vm *vm)
+{
+	return runstate_pause_wait(&vm->rs, vm->nr_vcpus);
 }
 
 void vm_resume(struct vm *vm)
