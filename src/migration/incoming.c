@@ -11,8 +11,7 @@
  * main thread ends skiff with SKIFF_EXIT_MIGRATION.
  *
  * Thread context: the migration thread; vCPU threads are parked and the
- * virtio devices paused (by the main thread, through mig_request_pause)
- * before any state is loaded.
+ * virtio devices paused (mig_request_pause) before any state is loaded.
  */
 #include <endian.h>
 #include <errno.h>

@@ -4,7 +4,10 @@
  * The outgoing thread is in outgoing.c, the incoming one in incoming.c.
  *
  * Threads: the public functions and on_wake run on the main thread; the
- * mig_* helpers at the top are called by the migration thread.
+ * mig_* helpers at the top are called by the migration thread (which
+ * waits for the parked vCPUs and pauses or resumes the devices itself;
+ * the main thread owns vm->paused and the status, and updates them on
+ * its next wake).
  */
 #include <endian.h>
 #include <errno.h>

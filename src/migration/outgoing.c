@@ -10,8 +10,9 @@
  *           dirty bytes / measured bandwidth; done when it is within
  *           downtime-limit. With auto-converge, vCPUs are throttled in
  *           steps while the dirty rate outruns the link.
- *   device: the main thread parks every vCPU and pauses every virtio device
- *           (in-flight requests complete first); the last dirty pages, VM,
+ *   device: the main thread asks every vCPU to park; this thread waits
+ *           for them and pauses every virtio device (in-flight requests
+ *           complete first); the last dirty pages, VM,
  *           vCPU and device state, the optional verify hash and the end
  *           marker go out; tcp/unix wait for the destination's ack.
  *   then:   tcp/unix success: skiff ends (status 0, "migrated to URI");
