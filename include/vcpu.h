@@ -120,7 +120,7 @@ void vcpu_join(struct vcpu *v);
  * these two, from the vCPU's thread or with the thread parked or stopped. */
 int MUST_CHECK vcpu_get_regs(struct vcpu *v, struct kvm_regs *regs);
 int MUST_CHECK vcpu_set_regs(struct vcpu *v, const struct kvm_regs *regs);
-/* Vcpu parked or not started: the registers go into kvm_run, and KVM sets
+/* The vCPU parked or not started: the registers go into kvm_run, and KVM sets
  * them at the start of the next KVM_RUN (KVM_CAP_SYNC_REGS), before it
  * handles anything else: a vCPU ioctl less, several microseconds of a
  * migration's downtime under some hypervisors. -ENOTSUP without the

@@ -274,12 +274,6 @@ int mig_vcpu_load_cur(struct vcpu *v, const void *p, size_t len, const struct mi
 	return ret;
 }
 
-/* The MSRs are held in *msrs and set after the LAPIC, together with the
- * TSC deadline: one vCPU ioctl less in the downtime (each costs several
- * microseconds under some hypervisors). Their place after the segment
- * registers (EFER, checked against CR0/CR4) is kept; MP state and the
- * LAPIC do not depend on them (the APIC base comes with the segment
- * registers), and the guest TSC precedes the deadline in the one call. */
 /* The general registers, held by load_sections while KVM can take them
  * with the next KVM_RUN (KVM_CAP_SYNC_REGS): then they cost no ioctl in the
  * downtime. They are set last, or just before the vCPU events when those
@@ -310,6 +304,12 @@ static bool mp_runs(const uint8_t *d)
 	return mp.mp_state == KVM_MP_STATE_RUNNABLE || mp.mp_state == KVM_MP_STATE_HALTED;
 }
 
+/* The MSRs are held in *msrs and set after the LAPIC, together with the
+ * TSC deadline: one vCPU ioctl less in the downtime (each costs several
+ * microseconds under some hypervisors). Their place after the segment
+ * registers (EFER, checked against CR0/CR4) is kept; MP state and the
+ * LAPIC do not depend on them (the APIC base comes with the segment
+ * registers), and the guest TSC precedes the deadline in the one call. */
 static int load_sections(struct vcpu *v, const void *p, size_t len,
 			 const struct mig_vcpu_cur *cur, struct kvm_msrs **msrs, char *err,
 			 size_t errlen)
