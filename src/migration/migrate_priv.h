@@ -51,7 +51,7 @@ struct migration {
 	bool stop_pending;
 	/* Outgoing final phase: set by the migration thread before it asks
 	 * for the pause; main_pause calls arm_vcpu_saves(m) under the lock
-	 * just before it parks running vCPUs (outgoing.c). */
+	 * just before it asks running vCPUs to park (outgoing.c). */
 	void (*arm_vcpu_saves)(struct migration *m);
 	void *vcpu_saves;
 	/* Destination: once the stream is loaded the migration thread itself
@@ -80,8 +80,9 @@ void mig_set_status(struct migration *m, enum mig_status s);
  * where a wake of the main thread (an eventfd write, and often a switch
  * to it on this CPU) lengthens the guest's pause. */
 void mig_log_status_locked(struct migration *m, enum mig_status s);
-/* Migration thread: asks the main thread to park the vCPUs and pause the
- * devices; false if it refused (the VM is exiting or was cancelled). */
+/* Migration thread: asks the main thread to have the vCPUs park, waits
+ * until they have, then pauses the devices; false if the main thread
+ * refused or the VM is exiting (or the migration was cancelled). */
 bool mig_request_pause(struct migration *m);
 /* Migration thread of a destination: the VM is loaded, let it run now,
  * before the acknowledgement and the teardown (neither is then in the
