@@ -13,12 +13,50 @@ fail() { [ -n "$STREAMED" ] || { echo "--- skiff output:"; cat $OUT; }; echo "NE
 pass() { [ -n "$STREAMED" ] || { echo "--- skiff output:"; cat $OUT; }; echo "NESTED-RESULT: PASS"; exit 0; }
 has() { grep -q "$1" $OUT 2>/dev/null; }
 
+# hang_report PID: what a skiff that outran its time was doing, for the
+# log: each thread's state and kernel stack (a vCPU thread in KVM_RUN, in
+# kvm_vcpu_block for a halted vCPU, or stuck elsewhere in the kernel) and
+# KVM's exit counters two seconds apart (whether the guest still runs).
+kvm_counts() {
+	for f in exits halt_exits halt_wakeup io_exits mmio_exits irq_injections \
+		nmi_injections signal_exits; do
+		v=$(cat /sys/kernel/debug/kvm/$f 2>/dev/null) && printf "%s=%s " $f "$v"
+	done
+	echo
+}
+hang_report() {
+	echo "--- hang report: skiff (pid $1) still running after its time"
+	[ -r /sys/kernel/debug/kvm/exits ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	echo "kvm counters: $(kvm_counts)"
+	sleep 2
+	echo "2 s later:    $(kvm_counts)"
+	vcpus=0 blocked=0
+	for t in /proc/$1/task/*; do
+		echo "thread $(cat $t/comm): state $(cut -d' ' -f3 $t/stat) wchan $(cat $t/wchan 2>/dev/null)"
+		sed 's/^/    /' $t/stack 2>/dev/null
+		case $(cat $t/comm) in vcpu*)
+			vcpus=$((vcpus + 1))
+			grep -q kvm_vcpu_block $t/stack 2>/dev/null && blocked=$((blocked + 1))
+		esac
+	done
+	echo "load: $(cat /proc/loadavg)"
+	# Every vCPU halted (or waiting for INIT/SIPI) in KVM: the guest
+	# waits for an interrupt that does not come.
+	[ $vcpus -gt 0 ] && [ $blocked -eq $vcpus ] && echo "HANG: all $vcpus vCPUs blocked in KVM"
+}
+
 # run TIMEOUT ARGS...: runs skiff with stdin from /dev/null, output in $OUT,
-# status in $rc.
+# status in $rc. Past TIMEOUT seconds skiff is reported (hang_report, on
+# the console) and killed: rc 137.
 run() {
 	t=$1; shift
-	timeout -s KILL "$t" skiff run "$@" </dev/null >$OUT.raw 2>&1
+	skiff run "$@" </dev/null >$OUT.raw 2>&1 &
+	pid=$!
+	( sleep "$t"; kill -0 $pid 2>/dev/null && { hang_report $pid; kill -9 $pid; } ) &
+	watch=$!
+	wait $pid
 	rc=$?
+	kill $watch 2>/dev/null
 	tr -d '\r' <$OUT.raw >$OUT
 }
 
