@@ -194,11 +194,16 @@ def run_nested(case, skiff, assets):
                                      case == 'migrate-linux',
                                      with_guests=case in ('guests', 'migrate-serial',
                                                           'migrate-dirty', 'snapshot-serial'))
+        # panic_on_rcu_stall: a CPU of the test host stuck for a minute
+        # (seen once, in reboot-pvh on 2026-12-05: the guest's output
+        # stopped mid-line and the host's CPU 0 stalled RCU until the 540 s
+        # limit) panics the host, which ends the run without a result: a
+        # test host failure, retried once (test_host_failure).
         cmd = ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'qemu64,+svm,+npt',
                '-M', 'q35', '-m', '3G', '-smp', str(HOST_CPUS.get(case, 2)),
                '-nographic', '-no-reboot', '-nic', 'none',
                '-kernel', os.path.join(assets, 'bzImage'), '-initrd', cpio,
-               '-append', f'console=ttyS0 quiet panic=-1 skiff.nested={case} '
+               '-append', f'console=ttyS0 quiet panic=-1 sysctl.kernel.panic_on_rcu_stall=1 skiff.nested={case} '
                f'skiff.runs={int(os.environ.get("BENCH_RUNS", "5"))} '
                f'skiff.extra={os.environ.get("SKIFF_EXTRA", "")}']
         t0 = time.monotonic()
@@ -309,7 +314,8 @@ def test_host_failure(out):
         # result (a guest's panic shows in skiff's output, after a
         # result line). Seen on 2026-12-05: "corrupted stack end detected
         # inside scheduler" in a vCPU thread, in KVM's vCPU reset after
-        # the guest's triple fault (below), under QEMU TCG's SVM.
+        # the guest's triple fault (below), under QEMU TCG's SVM; and an
+        # RCU stall of the host, which panics it (run_nested).
         return 'the nested test host\'s own kernel panicked (under QEMU TCG)'
     if SOFT_LOCKUP in out:
         # Seen in smp-memory-cmdline (4 vCPUs on the test host's 2) on
