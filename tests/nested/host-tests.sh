@@ -45,6 +45,13 @@ hang_report() {
 	[ $vcpus -gt 0 ] && [ $blocked -eq $vcpus ] && echo "HANG: all $vcpus vCPUs blocked in KVM"
 }
 
+# stuck PID: a skiff the case gave up waiting for: reported (while it
+# still runs) and killed.
+stuck() {
+	kill -0 $1 2>/dev/null && hang_report $1
+	kill -9 $1 2>/dev/null
+}
+
 # run TIMEOUT ARGS...: runs skiff with stdin from /dev/null, output in $OUT,
 # status in $rc. Past TIMEOUT seconds skiff is reported (hang_report, on
 # the console) and killed: rc 137.
@@ -162,7 +169,7 @@ serial-input)
 		</tmp/in >$OUT 2>&1 &
 	pid=$!
 	exec 3>/tmp/in
-	wait_for SKIFF-READY 100 $pid || { kill -9 $pid; fail "guest shell never became ready"; }
+	wait_for SKIFF-READY 100 $pid || { stuck $pid; fail "guest shell never became ready"; }
 	echo 'echo SKIFF-ANSWER-$((6*7))' >&3
 	wait $pid; rc=$?
 	exec 3>&-
@@ -187,7 +194,7 @@ virtio-net)
 	ip addr add 10.0.2.1/24 dev sk0 && ip link set sk0 up || { kill -9 $pid; fail "no tap sk0"; }
 	nc -l -p 5002 -e cat /tmp/h2g &
 	ncpid=$!
-	wait_for SKIFF-G2H-SUM= 400 $pid || { kill -9 $pid $ncpid; fail "the guest never offered its data"; }
+	wait_for SKIFF-G2H-SUM= 400 $pid || { stuck $pid; kill -9 $ncpid; fail "the guest never offered its data"; }
 	i=0
 	while [ $i -lt 50 ]; do
 		nc 10.0.2.15 5001 >/tmp/g2h 2>/dev/null && [ -s /tmp/g2h ] && break
@@ -228,6 +235,8 @@ reboot|reboot-pvh)
 		sleep 0.2
 		n=$(grep -c SKIFF-INIT-REACHED $OUT)
 	done
+	# Still short of two boots: what the guest was doing, while it runs.
+	[ "$n" -ge 2 ] || { kill -0 $pid 2>/dev/null && hang_report $pid; }
 	kill -TERM $pid 2>/dev/null
 	t0=$(cut -d. -f1 /proc/uptime)
 	while kill -0 $pid 2>/dev/null && [ $(($(cut -d. -f1 /proc/uptime) - t0)) -lt 30 ]; do
@@ -259,7 +268,7 @@ power-button)
 	timeout -s KILL 150 skiff run --kernel $A/bzImage --initrd $RD --cmdline "$CON skiff.test=powerbtn" \
 		--api-socket /tmp/api </dev/null >$OUT 2>&1 &
 	pid=$!
-	wait_for SKIFF-WAITING-FOR-BUTTON 120 $pid || { kill -9 $pid; fail "guest never got ready"; }
+	wait_for SKIFF-WAITING-FOR-BUTTON 120 $pid || { stuck $pid; fail "guest never got ready"; }
 	skiff ctl /tmp/api system_powerdown || { kill -9 $pid; fail "skiff ctl system_powerdown failed"; }
 	wait $pid; rc=$?
 	[ $rc -eq 0 ] || fail "exit status $rc"
@@ -332,7 +341,7 @@ migrate-linux)
 	VM="--kernel $A/bzImage --initrd $RD --cmdline \"$CON skiff.test=ticker\" --disk path=$A/blk.img,readonly=on"
 	eval timeout -s KILL 300 skiff run $VM --api-socket /tmp/src.sock </dev/null >$OUT 2>&1 &
 	spid=$!
-	wait_for "SKIFF-TICK 3" 150 $spid || { kill -9 $spid; fail "the source guest does not tick"; }
+	wait_for "SKIFF-TICK 3" 150 $spid || { stuck $spid; fail "the source guest does not tick"; }
 	eval timeout -s KILL 300 skiff run $VM --api-socket /tmp/dst.sock \
 		--incoming unix:/tmp/mig.sock </tmp/in2 >$OUT2 2>&1 &
 	dpid=$!
@@ -347,9 +356,9 @@ migrate-linux)
 	[ $rc -eq 0 ] || { kill -9 $dpid; fail "source exit status $rc after migrating"; }
 	last=$(grep -o 'SKIFF-TICK [0-9]*' $OUT | tail -1 | cut -d' ' -f2)
 	OUT_SAVE=$OUT; OUT=$OUT2
-	wait_for "SKIFF-TICK $((last + 3))[^0-9]*\$" 120 $dpid || { kill -9 $dpid; OUT=$OUT_SAVE; fail "the guest does not tick on the destination (source stopped at $last)"; }
+	wait_for "SKIFF-TICK $((last + 3))[^0-9]*\$" 120 $dpid || { stuck $dpid; OUT=$OUT_SAVE; fail "the guest does not tick on the destination (source stopped at $last)"; }
 	echo 'echo SKIFF-BLK-SHA256=$(sha256sum /dev/vda | cut -d" " -f1)' >&3
-	wait_for "SKIFF-BLK-SHA256=[0-9a-f]" 120 $dpid || { kill -9 $dpid; fail "the destination guest's shell does not answer"; }
+	wait_for "SKIFF-BLK-SHA256=[0-9a-f]" 120 $dpid || { stuck $dpid; fail "the destination guest's shell does not answer"; }
 	got=$(tr -d '\r' <$OUT2 | sed -n 's/^SKIFF-BLK-SHA256=\([0-9a-f][0-9a-f]*\)$/\1/p' | tail -1)
 	echo 'poweroff -f' >&3
 	wait $dpid; rc=$?
