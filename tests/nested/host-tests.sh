@@ -224,7 +224,7 @@ reboot|reboot-pvh)
 	tailpid=$!
 	STREAMED=1
 	# reboot resets two vCPUs (the AP back to waiting for INIT/SIPI);
-	# reboot-pvh one: with two, the test host failed it in 4 of 11 runs
+	# reboot-pvh one: with two, the test host failed it in 4 of 13 runs
 	# on 2026-12-05 (its own RCU stall, panic and soft lockup, the guest
 	# hung in its first boot), with one in 0 of 6.
 	k=$A/bzImage cpus=2; [ "$1" = reboot-pvh ] && k=$A/vmlinux-pvh cpus=1
