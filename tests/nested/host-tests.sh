@@ -14,7 +14,7 @@ pass() { [ -n "$STREAMED" ] || { echo "--- skiff output:"; cat $OUT; }; echo "NE
 has() { grep -q "$1" $OUT 2>/dev/null; }
 
 # hang_report PID: what a skiff that outran its time was doing, for the
-# log: each thread's state and kernel stack (a vCPU thread in KVM_RUN, in
+# log (nothing once it has ended): each thread's state and kernel stack (a vCPU thread in KVM_RUN, in
 # kvm_vcpu_block for a halted vCPU, or stuck elsewhere in the kernel) and
 # KVM's exit counters two seconds apart (whether the guest still runs).
 kvm_counts() {
@@ -25,6 +25,7 @@ kvm_counts() {
 	echo
 }
 hang_report() {
+	kill -0 $1 2>/dev/null || return 0
 	echo "--- hang report: skiff (pid $1) still running after its time"
 	[ -r /sys/kernel/debug/kvm/exits ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null
 	echo "kvm counters: $(kvm_counts)"
@@ -48,7 +49,7 @@ hang_report() {
 # stuck PID: a skiff the case gave up waiting for: reported (while it
 # still runs) and killed.
 stuck() {
-	kill -0 $1 2>/dev/null && hang_report $1
+	hang_report $1
 	kill -9 $1 2>/dev/null
 }
 
@@ -59,7 +60,7 @@ run() {
 	t=$1; shift
 	skiff run "$@" </dev/null >$OUT.raw 2>&1 &
 	pid=$!
-	( sleep "$t"; kill -0 $pid 2>/dev/null && { hang_report $pid; kill -9 $pid; } ) &
+	( sleep "$t"; stuck $pid ) &
 	watch=$!
 	wait $pid
 	rc=$?
@@ -240,7 +241,7 @@ reboot|reboot-pvh)
 		n=$(grep -c SKIFF-INIT-REACHED $OUT)
 	done
 	# Still short of two boots: what the guest was doing, while it runs.
-	[ "$n" -ge 2 ] || { kill -0 $pid 2>/dev/null && hang_report $pid; }
+	[ "$n" -ge 2 ] || hang_report $pid
 	kill -TERM $pid 2>/dev/null
 	t0=$(cut -d. -f1 /proc/uptime)
 	while kill -0 $pid 2>/dev/null && [ $(($(cut -d. -f1 /proc/uptime) - t0)) -lt 30 ]; do
